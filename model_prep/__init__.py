@@ -1,0 +1,1 @@
+"""Everything between a pretrained model and a servable LIMA checkpoint: import, data, training, merge, eval."""

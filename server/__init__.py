@@ -1,0 +1,1 @@
+"""OpenAI-compatible chat server on vLLM's async engine."""

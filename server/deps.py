@@ -1,0 +1,27 @@
+"""What routes declare they need: the loaded engine (503 until it is) and the settings."""
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from server.engine import ChatEngine
+from server.errors import APIError
+from server.settings import ServerSettings
+
+
+def get_engine(request: Request) -> ChatEngine:
+    state = request.app.state
+    if state.engine is None:
+        reason = f"the engine failed to start: {state.engine_error}" if state.engine_error else "the model is loading"
+        raise APIError(503, f"Not ready: {reason}.", code="not_ready", headers={"Retry-After": "5"})
+    if not state.engine.is_healthy:
+        raise APIError(503, "The engine has stopped; the server must be restarted.", code="engine_dead")
+    return state.engine
+
+
+def get_settings(request: Request) -> ServerSettings:
+    return request.app.state.settings
+
+
+EngineDep = Annotated[ChatEngine, Depends(get_engine)]
+SettingsDep = Annotated[ServerSettings, Depends(get_settings)]

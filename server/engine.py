@@ -1,0 +1,138 @@
+"""The vLLM engine in process: its arguments (all of vLLM's flags), CPU defaults, and a thin async wrapper."""
+
+import argparse
+import dataclasses
+import logging
+import os
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from vllm import SamplingParams
+from vllm.engine.arg_utils import AsyncEngineArgs
+from vllm.inputs import tokens_input
+from vllm.outputs import RequestOutput
+from vllm.utils.argparse_utils import FlexibleArgumentParser
+from vllm.v1.engine.async_llm import AsyncLLM
+
+from model_prep.format import Message, chat_token_ids
+
+log = logging.getLogger(__name__)
+
+ENGINE_ARG_NAMES = frozenset(f.name for f in dataclasses.fields(AsyncEngineArgs))
+
+
+class EngineArgsError(ValueError):
+    """Engine settings that vLLM would not accept, reported before the engine starts."""
+
+
+def add_engine_cli_args(parser: FlexibleArgumentParser) -> None:
+    """Every vLLM engine flag, exactly as vLLM defines it; `--model` defaults to the embedded model."""
+    AsyncEngineArgs.add_cli_args(parser)
+    parser.set_defaults(model=None)
+
+
+def explicit_args(parser: argparse.ArgumentParser, argv: Sequence[str]) -> dict[str, Any]:
+    """Only the options the user typed, so settings and CPU defaults fill in everything else."""
+    saved = {action.dest: action.default for action in parser._actions}
+    for action in parser._actions:
+        action.default = argparse.SUPPRESS
+    try:
+        namespace, _ = parser.parse_known_args(argv)
+    finally:
+        for action in parser._actions:
+            action.default = saved[action.dest]
+    return vars(namespace)
+
+
+def cpu_has_native_bf16() -> bool:
+    import torch
+
+    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+
+
+def cpu_thread_binding(tensor_parallel_size: int) -> str:
+    """VLLM_CPU_OMP_THREADS_BIND for TP ranks: the allowed cores split into equal contiguous groups."""
+    cores = sorted(os.sched_getaffinity(0))
+    per_rank = len(cores) // tensor_parallel_size
+    if per_rank == 0:
+        raise EngineArgsError(
+            f"tensor_parallel_size={tensor_parallel_size} needs at least one core per rank; "
+            f"this process may use {len(cores)}"
+        )
+    groups = [cores[rank * per_rank : (rank + 1) * per_rank] for rank in range(tensor_parallel_size)]
+    return "|".join(",".join(map(str, group)) for group in groups)
+
+
+def apply_cpu_defaults(kwargs: dict[str, Any], kv_cache_bytes: int) -> dict[str, Any]:
+    """Settings that make vLLM's CPU backend start and run fast here; each is skipped when the user chose."""
+    kwargs = dict(kwargs)
+    if kwargs.get("dtype", "auto") == "auto" and not cpu_has_native_bf16():
+        kwargs["dtype"] = "float32"  # bf16 is emulated without AVX512-BF16/AMX: 3.4x slower (STACK.md)
+        log.info("CPU has no native bf16: serving in float32")
+    memory_chosen = {"kv_cache_memory_bytes", "gpu_memory_utilization"} & kwargs.keys()
+    if not memory_chosen and not os.environ.get("VLLM_CPU_KVCACHE_SPACE"):
+        kwargs["kv_cache_memory_bytes"] = kv_cache_bytes
+    kwargs.setdefault("enforce_eager", True)  # ~25 s start instead of ~3 min of compilation
+    os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
+    tp = int(kwargs.get("tensor_parallel_size", 1))
+    if tp > 1 and "VLLM_CPU_OMP_THREADS_BIND" not in os.environ:
+        os.environ["VLLM_CPU_OMP_THREADS_BIND"] = cpu_thread_binding(tp)
+        log.info("CPU tensor parallelism: VLLM_CPU_OMP_THREADS_BIND=%s", os.environ["VLLM_CPU_OMP_THREADS_BIND"])
+    return kwargs
+
+
+def build_engine_args(
+    model: str, settings_args: dict[str, Any], cli_args: dict[str, Any], cpu_kv_cache_bytes: int
+) -> AsyncEngineArgs:
+    """Engine arguments by precedence: CLI flags > LIMA_ENGINE_ARGS > CPU defaults > vLLM's defaults."""
+    unknown = sorted(settings_args.keys() - ENGINE_ARG_NAMES)
+    if unknown:
+        raise EngineArgsError(f"unknown vLLM engine arguments in LIMA_ENGINE_ARGS: {', '.join(unknown)}")
+    kwargs = {**settings_args, **{k: v for k, v in cli_args.items() if k in ENGINE_ARG_NAMES}}
+    kwargs["model"] = model
+    from vllm.platforms import current_platform
+
+    if current_platform.is_cpu():
+        kwargs = apply_cpu_defaults(kwargs, cpu_kv_cache_bytes)
+    kwargs.setdefault("served_model_name", Path(model).name)
+    return AsyncEngineArgs(**kwargs)
+
+
+class ChatEngine:
+    """What the routes need from vLLM: names, limits, default sampling, prompt rendering, generate, abort."""
+
+    def __init__(self, engine_args: AsyncEngineArgs) -> None:
+        self.engine = AsyncLLM.from_engine_args(engine_args)
+        model_config = self.engine.model_config
+        names = engine_args.served_model_name or model_config.model
+        self.model_names: list[str] = [names] if isinstance(names, str) else list(names)
+        self.max_model_len: int = model_config.max_model_len
+        # The model's generation config (LIMA's decoding for model_prep checkpoints), as SamplingParams fields.
+        self.default_sampling: dict[str, Any] = model_config.get_diff_sampling_param()
+        self.tokenizer = self.engine.get_tokenizer()
+
+    @property
+    def model_name(self) -> str:
+        return self.model_names[0]
+
+    @property
+    def is_healthy(self) -> bool:
+        return not self.engine.errored
+
+    def chat_prompt_ids(self, messages: Sequence[Message]) -> list[int]:
+        return chat_token_ids(self.tokenizer, messages)
+
+    def text_prompt_ids(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text)
+
+    def generate(
+        self, prompt_ids: list[int], params: SamplingParams, request_id: str
+    ) -> AsyncIterator[RequestOutput]:
+        return self.engine.generate(tokens_input(prompt_ids), params, request_id)
+
+    async def abort(self, request_id: str) -> None:
+        await self.engine.abort(request_id)
+
+    def shutdown(self) -> None:
+        self.engine.shutdown()

@@ -1,0 +1,98 @@
+"""One error shape for everything: OpenAI's {"error": {message, type, param, code}} with a matching status."""
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from server.protocol import ErrorBody, ErrorResponse
+
+log = logging.getLogger(__name__)
+
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "invalid_request_error",
+    405: "invalid_request_error",
+    413: "invalid_request_error",
+    429: "rate_limit_error",
+    503: "service_unavailable_error",
+}
+
+
+class APIError(Exception):
+    """An error a client can act on; raised anywhere in a request and rendered by `api_error_handler`."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = ErrorBody(
+            message=message, type=ERROR_TYPES.get(status, "server_error"), param=param, code=code
+        )
+        self.headers = headers
+
+
+def error_response(error: APIError) -> JSONResponse:
+    return JSONResponse(
+        ErrorResponse(error=error.body).model_dump(), status_code=error.status, headers=error.headers
+    )
+
+
+def param_path(loc: Sequence[Any]) -> str | None:
+    """('body', 'messages', 0, 'role') -> 'messages[0].role' (OpenAI's way to point at a field)."""
+    path = ""
+    for part in loc[1:] if loc and loc[0] in ("body", "query", "path") else loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif not str(part).startswith(("function-", "tagged-union", "str", "list[", "literal")):
+            path += f".{part}" if path else str(part)
+    return path or None
+
+
+def validation_error(exc: RequestValidationError) -> APIError:
+    first = exc.errors()[0]
+    if first.get("type") == "json_invalid":
+        return APIError(400, f"Request body is not valid JSON: {first.get('ctx', {}).get('error', '')}".strip())
+    param = param_path(first.get("loc", ()))
+    message = first.get("msg", "invalid request")
+    if first.get("type") == "missing":
+        message = f"Missing required parameter: '{param}'."
+    elif param:
+        message = f"Invalid value for '{param}': {message}"
+    return APIError(400, message, param=param, code="invalid_value")
+
+
+async def api_error_handler(_: Request, exc: APIError) -> JSONResponse:
+    return error_response(exc)
+
+
+async def validation_error_handler(_: Request, exc: RequestValidationError) -> JSONResponse:
+    return error_response(validation_error(exc))
+
+
+async def http_error_handler(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    return error_response(APIError(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None)))
+
+
+async def unexpected_error_handler(_: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", exc_info=exc)
+    return error_response(APIError(500, "The server had an error while processing your request."))
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(APIError, api_error_handler)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)
+    app.add_exception_handler(StarletteHTTPException, http_error_handler)
+    app.add_exception_handler(Exception, unexpected_error_handler)

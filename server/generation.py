@@ -1,0 +1,127 @@
+"""From a validated request to engine output: sampling parameters, context checks, and one generation loop
+shared by chat and text completions (streamed as deltas, or collected)."""
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from vllm import SamplingParams
+from vllm.exceptions import GracefulHTTPError, VLLMClientError, VLLMValidationError
+from vllm.sampling_params import RequestOutputKind
+from vllm.v1.engine.exceptions import EngineDeadError
+
+from server import metrics
+from server.engine import ChatEngine
+from server.errors import APIError
+from server.protocol import SamplingFields
+
+SAMPLING_FIELDS = ("temperature", "top_p", "seed", "presence_penalty", "frequency_penalty", "repetition_penalty")
+
+
+def resolve_model(requested: str | None, engine: ChatEngine) -> str:
+    if requested is None or requested in engine.model_names:
+        return requested or engine.model_name
+    raise APIError(
+        404, f"The model '{requested}' does not exist. Available: {', '.join(engine.model_names)}.",
+        param="model", code="model_not_found",
+    )
+
+
+def sampling_params(
+    request: SamplingFields, engine: ChatEngine, prompt_len: int, prompt_param: str, max_choices: int
+) -> SamplingParams:
+    """Request fields over the model's generation defaults, after the checks vLLM would fail less clearly."""
+    if request.n > max_choices:
+        raise APIError(400, f"'n' must be at most {max_choices}, got {request.n}.", param="n", code="invalid_value")
+    room = engine.max_model_len - prompt_len
+    if room < 1:
+        raise APIError(
+            400,
+            f"This model's maximum context length is {engine.max_model_len} tokens, "
+            f"but the prompt has {prompt_len} tokens. Shorten the {prompt_param}.",
+            param=prompt_param, code="context_length_exceeded",
+        )
+    defaults = dict(engine.default_sampling)
+    default_max = defaults.pop("max_tokens", room)
+    if request.max_tokens is not None and request.max_tokens > room:
+        raise APIError(
+            400,
+            f"This model's maximum context length is {engine.max_model_len} tokens. However, you requested "
+            f"{prompt_len + request.max_tokens} tokens ({prompt_len} in the {prompt_param}, "
+            f"{request.max_tokens} in the completion). Reduce the {prompt_param} or max_tokens.",
+            param="max_tokens", code="context_length_exceeded",
+        )
+    chosen = {name: getattr(request, name) for name in SAMPLING_FIELDS if getattr(request, name) is not None}
+    stop = [request.stop] if isinstance(request.stop, str) else request.stop
+    try:
+        return SamplingParams(
+            **{**defaults, **chosen},
+            n=request.n,
+            max_tokens=request.max_tokens or min(default_max, room),
+            stop=stop,
+            output_kind=RequestOutputKind.DELTA if request.stream else RequestOutputKind.FINAL_ONLY,
+        )
+    except (ValueError, VLLMValidationError) as exc:
+        raise APIError(400, str(exc), param=getattr(exc, "parameter", None), code="invalid_value") from exc
+
+
+@dataclass
+class ChoiceDelta:
+    index: int
+    text: str
+    finish_reason: str | None
+
+
+@dataclass
+class Generation:
+    """One engine request; iterating yields text deltas per choice, and counts tokens as they come."""
+
+    engine: ChatEngine
+    route: str
+    request_id: str
+    prompt_ids: list[int]
+    params: SamplingParams
+    started: float = field(default_factory=time.perf_counter)
+    completion_tokens: int = 0
+    finished: bool = False
+
+    @property
+    def prompt_tokens(self) -> int:
+        return len(self.prompt_ids)
+
+    async def deltas(self) -> AsyncIterator[ChoiceDelta]:
+        metrics.PROMPT_TOKENS.labels(self.route).inc(self.prompt_tokens)
+        first = True
+        try:
+            async for output in self.engine.generate(self.prompt_ids, self.params, self.request_id):
+                for choice in output.outputs:
+                    if first and choice.token_ids:
+                        metrics.TIME_TO_FIRST_TOKEN.labels(self.route).observe(time.perf_counter() - self.started)
+                        first = False
+                    self.completion_tokens += len(choice.token_ids)
+                    metrics.GENERATED_TOKENS.labels(self.route).inc(len(choice.token_ids))
+                    yield ChoiceDelta(choice.index, choice.text, choice.finish_reason)
+                self.finished = output.finished
+        except EngineDeadError as exc:
+            raise APIError(503, "The engine has stopped; the server must be restarted.", code="engine_dead") from exc
+        except GracefulHTTPError as exc:
+            raise APIError(int(exc.http_status), exc.message, headers={"Retry-After": "1"}) from exc
+        except VLLMClientError as exc:
+            raise APIError(400, str(exc), param=getattr(exc, "parameter", None)) from exc
+        except (asyncio.CancelledError, GeneratorExit):
+            metrics.ABORTED.labels(self.route).inc()
+            raise
+        finally:
+            if not self.finished:
+                # The client went away or an error cut the stream: free the engine's capacity now.
+                await asyncio.shield(self.engine.abort(self.request_id))
+
+    async def collect(self) -> list[ChoiceDelta]:
+        """All choices, complete, in index order (non-streaming responses)."""
+        texts: dict[int, list[str]] = {i: [] for i in range(self.params.n)}
+        reasons: dict[int, str | None] = {}
+        async for delta in self.deltas():
+            texts[delta.index].append(delta.text)
+            reasons[delta.index] = delta.finish_reason
+        return [ChoiceDelta(i, "".join(parts), reasons.get(i)) for i, parts in texts.items()]

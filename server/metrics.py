@@ -1,0 +1,59 @@
+"""Prometheus metrics of the HTTP layer and of generation. vLLM's engine metrics (vllm:*) share the registry."""
+
+import time
+
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160)
+
+REQUESTS = Counter("lima_http_requests_total", "HTTP requests by route and status", ["method", "route", "status"])
+REQUEST_LATENCY = Histogram(
+    "lima_http_request_duration_seconds",
+    "Time from request to the last byte of the response (whole stream for SSE)",
+    ["method", "route"],
+    buckets=LATENCY_BUCKETS,
+)
+IN_FLIGHT = Gauge("lima_http_requests_in_flight", "HTTP requests being served")
+TIME_TO_FIRST_TOKEN = Histogram(
+    "lima_time_to_first_token_seconds",
+    "Time from request to the first generated token",
+    ["route"],
+    buckets=LATENCY_BUCKETS,
+)
+PROMPT_TOKENS = Counter("lima_prompt_tokens_total", "Prompt tokens sent to the engine", ["route"])
+GENERATED_TOKENS = Counter("lima_generation_tokens_total", "Tokens generated", ["route"])
+ABORTED = Counter("lima_generation_aborted_total", "Generations aborted because the client went away", ["route"])
+
+
+def metrics_text() -> tuple[bytes, str]:
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+class MetricsMiddleware:
+    """Counts and times every HTTP request by its route template (never the raw path: bounded label sets)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_and_record(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        IN_FLIGHT.inc()
+        try:
+            await self.app(scope, receive, send_and_record)
+        finally:
+            IN_FLIGHT.dec()
+            route = getattr(scope.get("route"), "path", "unmatched")
+            REQUESTS.labels(scope["method"], route, str(status)).inc()
+            REQUEST_LATENCY.labels(scope["method"], route).observe(time.perf_counter() - start)

@@ -1,0 +1,26 @@
+"""Liveness (/health), readiness (/ready) and Prometheus (/metrics)."""
+
+from fastapi import APIRouter, Request, Response
+
+from server.deps import EngineDep
+from server.metrics import metrics_text
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/health")
+async def health() -> dict[str, str]:
+    """The process is up and answering; says nothing about the model."""
+    return {"status": "ok"}
+
+
+@router.get("/ready")
+async def ready(engine: EngineDep) -> dict[str, str]:
+    """The engine is loaded and alive: send traffic (503 with the reason otherwise)."""
+    return {"status": "ready", "model": engine.model_name}
+
+
+@router.get("/metrics", include_in_schema=False)
+async def prometheus_metrics(_: Request) -> Response:
+    body, content_type = metrics_text()
+    return Response(body, media_type=content_type)
