@@ -53,10 +53,17 @@ def serve(argv: Sequence[str]) -> int:
         engine_args = build_engine_args(model, settings.engine_args, given, settings.cpu_kv_cache_bytes)
     except EngineArgsError as exc:
         parser.error(str(exc))
-    app = build_app(settings, engine_args)
+    server: uvicorn.Server | None = None
+
+    def stop_server() -> None:
+        if server is not None:
+            server.should_exit = True
+
+    app = build_app(settings, engine_args, stop_server)
+    server = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level))
     print(f"lima: serving {model} on http://{settings.host}:{settings.port}/v1 "
           f"(ready when GET /ready answers 200)", flush=True)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level)
+    server.run()
     if app.state.engine_error:
         print(f"lima: the engine failed to start: {app.state.engine_error}", file=sys.stderr)
         return 1

@@ -35,11 +35,13 @@ def add_engine_cli_args(parser: FlexibleArgumentParser) -> None:
 def explicit_args(parser: argparse.ArgumentParser, argv: Sequence[str]) -> dict[str, Any]:
     """Only the options the user typed, so settings and CPU defaults fill in everything else."""
     saved = {action.dest: action.default for action in parser._actions}
+    saved_parser_defaults, parser._defaults = parser._defaults, {}
     for action in parser._actions:
         action.default = argparse.SUPPRESS
     try:
         namespace, _ = parser.parse_known_args(argv)
     finally:
+        parser._defaults = saved_parser_defaults
         for action in parser._actions:
             action.default = saved[action.dest]
     return vars(namespace)

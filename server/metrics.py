@@ -57,3 +57,10 @@ class MetricsMiddleware:
             route = getattr(scope.get("route"), "path", "unmatched")
             REQUESTS.labels(scope["method"], route, str(status)).inc()
             REQUEST_LATENCY.labels(scope["method"], route).observe(time.perf_counter() - start)
+
+
+def declare_routes(routes: tuple[str, ...]) -> None:
+    """Create the per-route series at zero so dashboards and alerts see them before the first request."""
+    for route in routes:
+        for metric in (TIME_TO_FIRST_TOKEN, PROMPT_TOKENS, GENERATED_TOKENS, ABORTED):
+            metric.labels(route)
