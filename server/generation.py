@@ -16,7 +16,10 @@ from server.engine import ChatEngine
 from server.errors import APIError
 from server.protocol import SamplingFields
 
-SAMPLING_FIELDS = ("temperature", "top_p", "seed", "presence_penalty", "frequency_penalty", "repetition_penalty")
+SAMPLING_FIELDS = (
+    "temperature", "top_p", "seed", "presence_penalty", "frequency_penalty", "repetition_penalty", "min_tokens",
+    "ignore_eos",
+)
 
 
 def resolve_model(requested: str | None, engine: ChatEngine) -> str:

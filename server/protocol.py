@@ -52,6 +52,8 @@ class SamplingFields(BaseModel):
     presence_penalty: float | None = Field(None, ge=-2.0, le=2.0)
     frequency_penalty: float | None = Field(None, ge=-2.0, le=2.0)
     repetition_penalty: float | None = Field(None, gt=0.0, le=10.0)  # vLLM extra; LIMA uses 1.2
+    min_tokens: int | None = Field(None, ge=0)  # vLLM extra
+    ignore_eos: bool | None = None  # vLLM extra: generate exactly max_tokens (benchmarks)
     stream: bool = False
     stream_options: StreamOptions | None = None
     user: str | None = Field(None, max_length=256)

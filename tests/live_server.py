@@ -1,4 +1,4 @@
-"""`lima serve` as a real subprocess on a loopback port, for tests and benchmarks."""
+"""A server as a real subprocess on a loopback port (`lima serve`, or vLLM's own for benchmarks)."""
 
 import os
 import socket
@@ -17,13 +17,23 @@ def free_port() -> int:
 
 
 class LiveServer:
-    def __init__(self, args: list[str], log_path: Path, env: dict[str, str] | None = None) -> None:
+    """`lima serve ARGS`; `command` replaces it (the port is appended as `--port N`)."""
+
+    def __init__(
+        self,
+        args: list[str],
+        log_path: Path,
+        env: dict[str, str] | None = None,
+        command: list[str] | None = None,
+        ready_path: str = "/ready",
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.ready_path = ready_path
         self.log_path = log_path
         self.log = log_path.open("w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "lima.cli", "serve", "--port", str(self.port), *args],
+            [*(command or [sys.executable, "-m", "lima.cli", "serve"]), "--port", str(self.port), *args],
             stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
         )
 
@@ -33,7 +43,7 @@ class LiveServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited ({self.process.returncode}):\n{self.log_tail()}")
             try:
-                if httpx.get(f"{self.url}/ready", timeout=2).status_code == 200:
+                if httpx.get(f"{self.url}{self.ready_path}", timeout=2).status_code == 200:
                     return self
             except httpx.TransportError:
                 pass
