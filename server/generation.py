@@ -14,7 +14,7 @@ from vllm.v1.engine.exceptions import EngineDeadError
 from server import metrics
 from server.engine import ChatEngine
 from server.errors import APIError
-from server.protocol import SamplingFields
+from server.protocol import SamplingFields, new_id
 
 SAMPLING_FIELDS = (
     "temperature", "top_p", "seed", "presence_penalty", "frequency_penalty", "repetition_penalty", "min_tokens",
@@ -67,6 +67,14 @@ def sampling_params(
         )
     except (ValueError, VLLMValidationError) as exc:
         raise APIError(400, str(exc), param=getattr(exc, "parameter", None), code="invalid_value") from exc
+
+
+def start_generation(
+    request: SamplingFields, engine: ChatEngine, route: str, id_prefix: str, prompt_ids: list[int],
+    prompt_param: str, max_choices: int,
+) -> "Generation":
+    params = sampling_params(request, engine, len(prompt_ids), prompt_param, max_choices)
+    return Generation(engine, route, new_id(id_prefix), prompt_ids, params)
 
 
 @dataclass

@@ -25,13 +25,13 @@ def start(args: list[str], log_name: str, tmp_path_factory: pytest.TempPathFacto
     return LiveServer([*args, "--data-dir", str(DATA_DIR)], log_path).wait_ready()
 
 
+def serve_tiny(model_dir: Path, extra: list[str], log_name: str, factory: pytest.TempPathFactory) -> LiveServer:
+    return start(["--model", str(model_dir), "--served-model-name", "tiny", *SMALL_ENGINE, *extra], log_name, factory)
+
+
 @pytest.fixture(scope="session")
 def tiny_server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    server = start(
-        ["--model", str(tiny_model_dir), "--served-model-name", "tiny", "--max-request-bytes", "65536",
-         *SMALL_ENGINE],
-        "tiny.log", tmp_path_factory,
-    )
+    server = serve_tiny(tiny_model_dir, ["--max-request-bytes", "65536"], "tiny.log", tmp_path_factory)
     yield server
     server.stop()
 

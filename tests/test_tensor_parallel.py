@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import SMALL_ENGINE, start
+from tests.conftest import serve_tiny
 from tests.live_server import LiveServer
 
 PROMPTS = ["The capital of France is", "Alignment teaches", "def add(a, b):", "Write a short poem about"]
@@ -23,11 +23,7 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def tp2_server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    server = start(
-        ["--model", str(tiny_model_dir), "--served-model-name", "tiny", "--tensor-parallel-size", "2",
-         *SMALL_ENGINE],
-        "tp2.log", tmp_path_factory,
-    )
+    server = serve_tiny(tiny_model_dir, ["--tensor-parallel-size", "2"], "tp2.log", tmp_path_factory)
     yield server
     server.stop()
 

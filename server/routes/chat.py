@@ -8,7 +8,7 @@ from jinja2 import TemplateError
 
 from server.deps import EngineDep, SettingsDep
 from server.errors import APIError
-from server.generation import Generation, resolve_model, sampling_params
+from server.generation import Generation, resolve_model, start_generation
 from server.protocol import (
     AssistantMessage,
     ChatChoice,
@@ -19,7 +19,6 @@ from server.protocol import (
     ChatDelta,
     ErrorResponse,
     Usage,
-    new_id,
 )
 from server.streaming import sse_response, until_disconnect
 
@@ -64,8 +63,7 @@ async def create_chat_completion(
         prompt_ids = engine.chat_prompt_ids([message.as_template_message() for message in body.messages])
     except TemplateError as exc:
         raise APIError(400, f"The model's chat template rejected the messages: {exc}", param="messages") from exc
-    params = sampling_params(body, engine, len(prompt_ids), "messages", settings.max_choices)
-    generation = Generation(engine, ROUTE, new_id("chatcmpl"), prompt_ids, params)
+    generation = start_generation(body, engine, ROUTE, "chatcmpl", prompt_ids, "messages", settings.max_choices)
     if body.stream:
         return sse_response(chat_chunks(generation, model, body.include_usage))
     choices = await until_disconnect(request, generation.collect())

@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, Request
 
 from server.deps import EngineDep, SettingsDep
-from server.generation import Generation, resolve_model, sampling_params
-from server.protocol import Completion, CompletionChoice, CompletionRequest, ErrorResponse, new_id
+from server.generation import Generation, resolve_model, start_generation
+from server.protocol import Completion, CompletionChoice, CompletionRequest, ErrorResponse
 from server.routes.chat import usage_of
 from server.streaming import sse_response, until_disconnect
 
@@ -35,8 +35,7 @@ async def create_completion(
 ) -> Completion:
     model = resolve_model(body.model, engine)
     prompt_ids = engine.text_prompt_ids(body.prompt) if isinstance(body.prompt, str) else list(body.prompt)
-    params = sampling_params(body, engine, len(prompt_ids), "prompt", settings.max_choices)
-    generation = Generation(engine, ROUTE, new_id("cmpl"), prompt_ids, params)
+    generation = start_generation(body, engine, ROUTE, "cmpl", prompt_ids, "prompt", settings.max_choices)
     if body.stream:
         return sse_response(completion_chunks(generation, model, body.include_usage))
     choices = await until_disconnect(request, generation.collect())
