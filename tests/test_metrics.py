@@ -23,7 +23,8 @@ def test_metric_names_are_exposed(tiny_server: LiveServer) -> None:
 
 def test_counters_move_with_traffic(tiny_server: LiveServer) -> None:
     before = scrape(tiny_server.url)
-    body = {"messages": [{"role": "user", "content": "count me"}], "max_tokens": 5, "temperature": 0}
+    body = {"messages": [{"role": "user", "content": "count me"}], "max_tokens": 5, "temperature": 0,
+            "ignore_eos": True}
     for stream in (False, True):
         assert httpx.post(f"{tiny_server.url}{CHAT}", json={**body, "stream": stream}, timeout=60).status_code == 200
     httpx.post(f"{tiny_server.url}{CHAT}", json={"messages": []}, timeout=60)

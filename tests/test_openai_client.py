@@ -69,7 +69,9 @@ def test_n_choices_streamed_and_whole(client: openai.OpenAI) -> None:
 
 
 def test_max_completion_tokens_and_stop_are_honoured(client: openai.OpenAI) -> None:
-    reply = client.chat.completions.create(model="tiny", messages=MESSAGES, max_completion_tokens=3, temperature=0)
+    reply = client.chat.completions.create(
+        model="tiny", messages=MESSAGES, max_completion_tokens=3, temperature=0, extra_body={"ignore_eos": True}
+    )
     assert reply.usage.completion_tokens == 3 and reply.choices[0].finish_reason == "length"
     free = client.chat.completions.create(model="tiny", messages=MESSAGES, max_tokens=20, temperature=0)
     stop_at = free.choices[0].message.content[3:6]
