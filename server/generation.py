@@ -103,6 +103,7 @@ class Generation:
 
     async def deltas(self) -> AsyncIterator[ChoiceDelta]:
         metrics.PROMPT_TOKENS.labels(self.route).inc(self.prompt_tokens)
+        generated = metrics.GENERATED_TOKENS.labels(self.route)  # looked up once, not per token
         first = True
         try:
             async for output in self.engine.generate(self.prompt_ids, self.params, self.request_id):
@@ -111,7 +112,7 @@ class Generation:
                         metrics.TIME_TO_FIRST_TOKEN.labels(self.route).observe(time.perf_counter() - self.started)
                         first = False
                     self.completion_tokens += len(choice.token_ids)
-                    metrics.GENERATED_TOKENS.labels(self.route).inc(len(choice.token_ids))
+                    generated.inc(len(choice.token_ids))
                     yield ChoiceDelta(choice.index, choice.text, choice.finish_reason)
                 self.finished = output.finished
         except EngineDeadError as exc:

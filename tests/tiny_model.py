@@ -4,7 +4,7 @@ chat template, random weights. Heads and KV heads divide by 2, so it also runs a
 from pathlib import Path
 
 import torch
-from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from model_prep.decoding import lima_generation_config
@@ -27,8 +27,6 @@ def build_tiny_llama(out: Path, max_position_embeddings: int = 512) -> Path:
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     specials = ["<unk>", "<s>", "<|im_start|>", "<|im_end|>"]
     bpe.train_from_iterator(CORPUS, trainers.BpeTrainer(vocab_size=400, special_tokens=specials))
-    from tokenizers import decoders
-
     bpe.decoder = decoders.ByteLevel()
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=bpe, unk_token="<unk>", bos_token="<s>", eos_token="<|im_end|>", pad_token="<|im_end|>"
