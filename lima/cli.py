@@ -31,6 +31,12 @@ def serve_parser() -> argparse.ArgumentParser:
     ours.add_argument("--max-request-bytes", type=int, help="larger bodies get 413 (LIMA_MAX_REQUEST_BYTES)")
     ours.add_argument("--max-choices", type=int, help="upper bound on n (LIMA_MAX_CHOICES)")
     ours.add_argument("--uvicorn-log-level", dest="log_level", help="HTTP log level (LIMA_LOG_LEVEL)")
+    history = parser.add_argument_group("conversation store and users")
+    history.add_argument("--redis-url", help="shared Redis (REDIS_URL); default: an embedded redis-server")
+    history.add_argument("--redis-dir", type=Path, help="embedded Redis files (LIMA_REDIS_DIR, default DATA_DIR/redis)")
+    history.add_argument("--history-ttl-seconds", type=int, help="expiry after the last write, 0 = never")
+    history.add_argument("--history-max-items", type=int, help="items per conversation (LIMA_HISTORY_MAX_ITEMS)")
+    history.add_argument("--api-keys-file", type=Path, help="`user_id key` lines (LIMA_API_KEYS_FILE)")
     add_engine_cli_args(parser)
     return parser
 
@@ -46,7 +52,10 @@ def serve(argv: Sequence[str]) -> int:
     parser = serve_parser()
     given = explicit_args(parser, argv)
     parser.parse_args(argv)  # full validation and --help
-    server_fields = {"host", "port", "data_dir", "max_request_bytes", "max_choices", "log_level"}
+    server_fields = {
+        "host", "port", "data_dir", "max_request_bytes", "max_choices", "log_level", "redis_url", "redis_dir",
+        "history_ttl_seconds", "history_max_items", "api_keys_file",
+    }
     settings = ServerSettings(**{k: v for k, v in given.items() if k in server_fields})
     model = given.get("model") or settings.model or str(ensure_default_model(settings.data_dir))
     try:
@@ -59,7 +68,10 @@ def serve(argv: Sequence[str]) -> int:
         if server is not None:
             server.should_exit = True
 
-    app = build_app(settings, engine_args, stop_server)
+    try:
+        app = build_app(settings, engine_args, stop_server)
+    except (OSError, ValueError) as exc:
+        parser.error(f"API keys: {exc}")
     server = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level))
     print(f"lima: serving {model} on http://{settings.host}:{settings.port}/v1 "
           f"(ready when GET /ready answers 200)", flush=True)

@@ -2,21 +2,26 @@
 
 The engine loads in the background so /health answers at once and /ready tells when the model is up.
 If it fails to load, the server stops (exit status 1, so a supervisor restarts it) after logging why.
+The conversation store is REDIS_URL's server, or an embedded redis-server this process starts, restarts if it
+dies, and stops; if Redis is down, stateful routes answer 503 and stateless chat goes on.
 """
 
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from vllm.engine.arg_utils import AsyncEngineArgs
 
+from server.auth import APIKeys, current_user
 from server.engine import ChatEngine
 from server.errors import install_error_handlers
+from server.history_store import HistoryStore, connect
 from server.metrics import MetricsMiddleware, declare_routes
 from server.middleware import BodyLimitMiddleware
-from server.routes import chat, completions, models, ops
+from server.redis_server import RedisServer, RedisServerError
+from server.routes import chat, completions, conversations, models, ops, responses
 from server.settings import ServerSettings
 
 log = logging.getLogger(__name__)
@@ -33,6 +38,28 @@ async def load_engine(app: FastAPI, engine_args: AsyncEngineArgs, stop_server: C
         stop_server()
 
 
+async def open_store(app: FastAPI, settings: ServerSettings, stack: AsyncExitStack) -> None:
+    """The store on REDIS_URL, else on an embedded redis-server; a failure leaves it None with the reason."""
+    app.state.store, app.state.store_error, app.state.redis_server = None, None, None
+    url = settings.redis_url
+    try:
+        if url is None:
+            server = RedisServer(settings.embedded_redis_dir, appendfsync=settings.redis_appendfsync)
+            await asyncio.to_thread(server.start)
+            stack.callback(server.stop)
+            supervisor = asyncio.create_task(server.supervise())
+            stack.callback(supervisor.cancel)
+            app.state.redis_server, url = server, server.url
+        client = connect(url)
+        stack.push_async_callback(client.aclose)
+        app.state.store = HistoryStore(client, settings.history_ttl_seconds, settings.history_max_items)
+        if not await app.state.store.ping():
+            log.warning("Redis at %s does not answer yet; stateful routes answer 503 until it does", url)
+    except (RedisServerError, ValueError) as exc:
+        app.state.store_error = str(exc)
+        log.error("no conversation store: %s (stateless chat completions still work)", exc)
+
+
 def build_app(
     settings: ServerSettings, engine_args: AsyncEngineArgs, stop_server: Callable[[], None] = lambda: None
 ) -> FastAPI:
@@ -44,18 +71,22 @@ def build_app(
         app.state.engine = None
         app.state.engine_error = None
         loading = asyncio.create_task(load_engine(app, engine_args, stop_server))
-        try:
-            yield
-        finally:
-            await loading  # an engine still starting is finished, then shut down: no orphan processes
-            if app.state.engine is not None:
-                app.state.engine.shutdown()
+        async with AsyncExitStack() as stack:
+            await open_store(app, settings, stack)
+            try:
+                yield
+            finally:
+                await loading  # an engine still starting is finished, then shut down: no orphan processes
+                if app.state.engine is not None:
+                    app.state.engine.shutdown()
 
     app = FastAPI(title="LIMA chat server", version="0.1.0", lifespan=lifespan)
+    app.state.api_keys = APIKeys.from_settings(settings)
     install_error_handlers(app)
-    for module in (chat, completions, models, ops):
-        app.include_router(module.router)
-    declare_routes((chat.ROUTE, completions.ROUTE))
+    app.include_router(ops.router)
+    for module in (chat, completions, models, conversations, responses):
+        app.include_router(module.router, dependencies=[Depends(current_user)])
+    declare_routes((chat.ROUTE, completions.ROUTE, responses.ROUTE))
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(MetricsMiddleware)
     return app

@@ -1,4 +1,4 @@
-"""What routes declare they need: the loaded engine (503 until it is) and the settings."""
+"""What routes declare they need: the loaded engine (503 until it is), the conversation store, the settings."""
 
 from typing import Annotated
 
@@ -6,6 +6,7 @@ from fastapi import Depends, Request
 
 from server.engine import ChatEngine
 from server.errors import APIError
+from server.history_store import HistoryStore
 from server.settings import ServerSettings
 
 
@@ -19,9 +20,20 @@ def get_engine(request: Request) -> ChatEngine:
     return state.engine
 
 
+def get_store(request: Request) -> HistoryStore:
+    store = request.app.state.store
+    if store is None:
+        raise APIError(
+            503, f"The conversation store is not available: {request.app.state.store_error}. Stateless "
+            "/v1/chat/completions keeps working.", code="history_unavailable",
+        )
+    return store
+
+
 def get_settings(request: Request) -> ServerSettings:
     return request.app.state.settings
 
 
 EngineDep = Annotated[ChatEngine, Depends(get_engine)]
 SettingsDep = Annotated[ServerSettings, Depends(get_settings)]
+StoreDep = Annotated[HistoryStore, Depends(get_store)]

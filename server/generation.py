@@ -129,11 +129,11 @@ class Generation:
                 # The client went away or an error cut the stream: free the engine's capacity now.
                 await asyncio.shield(self.engine.abort(self.request_id))
 
-    async def collect(self) -> list[ChoiceDelta]:
-        """All choices, complete, in index order (non-streaming responses)."""
+    async def collect(self, deltas: AsyncIterator[ChoiceDelta] | None = None) -> list[ChoiceDelta]:
+        """All choices, complete, in index order (non-streaming responses), from `deltas` or this generation."""
         texts: dict[int, list[str]] = {i: [] for i in range(self.params.n)}
         reasons: dict[int, str | None] = {}
-        async for delta in self.deltas():
+        async for delta in deltas or self.deltas():
             texts[delta.index].append(delta.text)
             reasons[delta.index] = delta.finish_reason
         return [ChoiceDelta(i, "".join(parts), reasons.get(i)) for i, parts in texts.items()]

@@ -10,7 +10,7 @@ Role = Literal["system", "developer", "user", "assistant"]
 
 
 def new_id(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex}"
+    return f"{prefix}{uuid.uuid4().hex}"
 
 
 class TextPart(BaseModel):
@@ -66,12 +66,16 @@ class SamplingFields(BaseModel):
 class ChatCompletionRequest(SamplingFields):
     messages: list[ChatMessage] = Field(..., min_length=1)
     max_completion_tokens: int | None = Field(None, ge=1)
+    # Extension: continue a stored conversation (its items come before `messages`; the turn is appended).
+    conversation: str | None = None
 
     @model_validator(mode="after")
     def _newest_limit_wins(self) -> "ChatCompletionRequest":
         # OpenAI renamed max_tokens to max_completion_tokens; honour whichever the client sent.
         if self.max_completion_tokens is not None:
             self.max_tokens = self.max_completion_tokens
+        if self.conversation is not None and self.n != 1:
+            raise ValueError("a conversation continues with one answer: 'n' must be 1 with 'conversation'")
         return self
 
 

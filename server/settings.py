@@ -1,14 +1,14 @@
 """Server settings: environment (LIMA_*), then `lima serve` flags on top. vLLM's own flags live in engine.py."""
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class ServerSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="LIMA_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="LIMA_", extra="ignore", populate_by_name=True)
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
@@ -27,3 +27,23 @@ class ServerSettings(BaseSettings):
     # is given: vLLM's default share of a NUMA node fails on small machines.
     cpu_kv_cache_bytes: int = Field(2 * 1024**3, ge=64 * 1024**2)
     log_level: str = "info"
+
+    # Conversation store. REDIS_URL (redis://, rediss://, unix://, redis+sentinel://) names a shared server;
+    # without it an embedded redis-server runs in `redis_dir` (default DATA_DIR/redis) with append-only files.
+    redis_url: str | None = Field(None, validation_alias=AliasChoices("redis_url", "LIMA_REDIS_URL", "REDIS_URL"))
+    redis_dir: Path | None = None
+    # Append-only file fsync policy of the embedded server: `always` survives power loss, `everysec` a crash
+    # of the process (the default: a reply is only sent after the write reached the kernel).
+    redis_appendfsync: Literal["always", "everysec", "no"] = "everysec"
+    # Conversations and responses expire this long after their last write; 0 keeps them forever.
+    history_ttl_seconds: int = Field(30 * 24 * 3600, ge=0)
+    # Items per conversation; a turn that would pass it is refused (400), never silently trimmed.
+    history_max_items: int = Field(1000, ge=2, le=5000)
+    # API keys: user id -> key (or "sha256:<hex>" of the key). None configured = one local user, no auth.
+    api_keys: dict[str, str] = Field(default_factory=dict)
+    # A file of `user_id key` lines (same key forms, # comments), merged with api_keys.
+    api_keys_file: Path | None = None
+
+    @property
+    def embedded_redis_dir(self) -> Path:
+        return self.redis_dir or self.data_dir / "redis"

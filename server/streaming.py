@@ -1,4 +1,5 @@
-"""Server-sent events in OpenAI's framing: one JSON object per event, errors as an event, then [DONE]."""
+"""Server-sent events: the response, the completions framing (JSON chunks, in-band errors, [DONE]), and
+cancellation of non-streamed work when the client disconnects."""
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable
@@ -13,17 +14,22 @@ from server.protocol import ErrorResponse
 T = TypeVar("T")
 
 
-def sse_response(events: AsyncIterator[str]) -> EventSourceResponse:
-    async def framed() -> AsyncIterator[dict[str, str]]:
-        try:
-            async for data in events:
-                yield {"data": data}
-        except APIError as exc:
-            # Headers are gone once streaming began: report the error in-band, as OpenAI does.
-            yield {"data": ErrorResponse(error=exc.body).model_dump_json()}
-        yield {"data": "[DONE]"}
+def sse_response(events: AsyncIterator[dict[str, str]], headers: dict[str, str] | None = None) -> EventSourceResponse:
+    """Events as {"data": ..., "event": ...}; a ping comment every 15 s keeps idle proxies from cutting the stream."""
+    return EventSourceResponse(
+        events, ping=15, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **(headers or {})}
+    )
 
-    return EventSourceResponse(framed(), ping=15, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+async def completion_events(chunks: AsyncIterator[str]) -> AsyncIterator[dict[str, str]]:
+    """Chat and text completion framing: JSON chunks, an error in-band if one comes, then [DONE]."""
+    try:
+        async for data in chunks:
+            yield {"data": data}
+    except APIError as exc:
+        # Headers are gone once streaming began: report the error in-band, as OpenAI does.
+        yield {"data": ErrorResponse(error=exc.body).model_dump_json()}
+    yield {"data": "[DONE]"}
 
 
 async def until_disconnect(request: Request, work: Awaitable[T]) -> T:

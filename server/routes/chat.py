@@ -1,14 +1,20 @@
-"""POST /v1/chat/completions: stateless chat, streamed over SSE or returned whole."""
+"""POST /v1/chat/completions: stateless chat, streamed over SSE or returned whole; with the `conversation`
+extension it continues a stored conversation and appends the turn, like the Responses API."""
 
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
 from jinja2 import TemplateError
 
-from server.deps import EngineDep, SettingsDep
+from server.auth import UserDep
+from server.conversation_protocol import message_item
+from server.deps import EngineDep, SettingsDep, get_store
 from server.errors import APIError
 from server.generation import Generation, resolve_model, start_generation
+from server.history import DROPPED_TURNS_HEADER, fit_prompt, reserve_for_output, stored_items, template_messages
 from server.protocol import (
     AssistantMessage,
     ChatChoice,
@@ -20,7 +26,8 @@ from server.protocol import (
     ErrorResponse,
     Usage,
 )
-from server.streaming import sse_response, until_disconnect
+from server.streaming import completion_events, sse_response, until_disconnect
+from server.turns import Turn
 
 ROUTE = "/v1/chat/completions"
 router = APIRouter(tags=["chat"])
@@ -34,7 +41,8 @@ def usage_of(generation: Generation) -> Usage:
     )
 
 
-async def chat_chunks(generation: Generation, model: str, include_usage: bool) -> AsyncIterator[str]:
+async def chat_chunks(turn: Turn, model: str, include_usage: bool) -> AsyncIterator[str]:
+    generation = turn.generation
     created = int(time.time())
 
     def chunk(choices: list[ChatChunkChoice], usage: Usage | None = None) -> str:
@@ -45,29 +53,50 @@ async def chat_chunks(generation: Generation, model: str, include_usage: bool) -
     yield chunk(
         [ChatChunkChoice(index=i, delta=ChatDelta(role="assistant", content="")) for i in range(generation.params.n)]
     )
-    async for delta in generation.deltas():
-        if delta.text or delta.finish_reason:
+    pending_finish: list[ChatChunkChoice] = []
+    async for delta in turn.deltas():
+        if delta.finish_reason and turn.persists:
+            # The last chunk waits until the turn is stored, so a client that saw it can rely on the history.
+            pending_finish.append(ChatChunkChoice(
+                index=delta.index, delta=ChatDelta(content=delta.text or None), finish_reason=delta.finish_reason
+            ))
+        elif delta.text or delta.finish_reason:
             yield chunk([ChatChunkChoice(
                 index=delta.index, delta=ChatDelta(content=delta.text or None), finish_reason=delta.finish_reason
             )])
+    await turn.save()
+    if pending_finish:
+        yield chunk(pending_finish)
     if include_usage:
         yield chunk([], usage_of(generation))
 
 
 @router.post(ROUTE, response_model=ChatCompletion, responses={400: {"model": ErrorResponse}})
 async def create_chat_completion(
-    body: ChatCompletionRequest, request: Request, engine: EngineDep, settings: SettingsDep
-) -> ChatCompletion:
+    body: ChatCompletionRequest, request: Request, user: UserDep, engine: EngineDep, settings: SettingsDep
+) -> Any:
     model = resolve_model(body.model, engine)
+    new_messages = [message.as_template_message() for message in body.messages]
+    store = get_store(request) if body.conversation else None
+    dropped_turns = 0
     try:
-        prompt_ids = engine.chat_prompt_ids([message.as_template_message() for message in body.messages])
+        if store is None:
+            prompt_ids = engine.chat_prompt_ids(new_messages)
+        else:
+            history = template_messages(await stored_items(store, user, body.conversation, None))
+            fitted = fit_prompt(engine, history, new_messages, reserve_for_output(engine, body.max_tokens),
+                                truncate=True, prompt_param="messages")
+            prompt_ids, dropped_turns = fitted.ids, fitted.dropped_turns
     except TemplateError as exc:
         raise APIError(400, f"The model's chat template rejected the messages: {exc}", param="messages") from exc
-    generation = start_generation(body, engine, ROUTE, "chatcmpl", prompt_ids, "messages", settings.max_choices)
+    generation = start_generation(body, engine, ROUTE, "chatcmpl-", prompt_ids, "messages", settings.max_choices)
+    input_items = [message_item(m["role"], m["content"]) for m in new_messages] if store else []
+    turn = Turn(generation, store, user, body.conversation, input_items)
+    headers = {DROPPED_TURNS_HEADER: str(dropped_turns)} if store else None
     if body.stream:
-        return sse_response(chat_chunks(generation, model, body.include_usage))
-    choices = await until_disconnect(request, generation.collect())
-    return ChatCompletion(
+        return sse_response(completion_events(chat_chunks(turn, model, body.include_usage)), headers)
+    choices, _ = await until_disconnect(request, turn.collect())
+    completion = ChatCompletion(
         id=generation.request_id,
         model=model,
         choices=[
@@ -76,3 +105,4 @@ async def create_chat_completion(
         ],
         usage=usage_of(generation),
     )
+    return JSONResponse(completion.model_dump(), headers=headers)

@@ -9,7 +9,7 @@ from server.deps import EngineDep, SettingsDep
 from server.generation import Generation, resolve_model, start_generation
 from server.protocol import Completion, CompletionChoice, CompletionRequest, ErrorResponse
 from server.routes.chat import usage_of
-from server.streaming import sse_response, until_disconnect
+from server.streaming import completion_events, sse_response, until_disconnect
 
 ROUTE = "/v1/completions"
 router = APIRouter(tags=["completions"])
@@ -35,9 +35,9 @@ async def create_completion(
 ) -> Completion:
     model = resolve_model(body.model, engine)
     prompt_ids = engine.text_prompt_ids(body.prompt) if isinstance(body.prompt, str) else list(body.prompt)
-    generation = start_generation(body, engine, ROUTE, "cmpl", prompt_ids, "prompt", settings.max_choices)
+    generation = start_generation(body, engine, ROUTE, "cmpl-", prompt_ids, "prompt", settings.max_choices)
     if body.stream:
-        return sse_response(completion_chunks(generation, model, body.include_usage))
+        return sse_response(completion_events(completion_chunks(generation, model, body.include_usage)))
     choices = await until_disconnect(request, generation.collect())
     return Completion(
         id=generation.request_id,

@@ -15,9 +15,12 @@ async def health() -> dict[str, str]:
 
 
 @router.get("/ready")
-async def ready(engine: EngineDep) -> dict[str, str]:
-    """The engine is loaded and alive: send traffic (503 with the reason otherwise)."""
-    return {"status": "ready", "model": engine.model_name}
+async def ready(engine: EngineDep, request: Request) -> dict[str, str]:
+    """The engine is loaded and alive: send traffic (503 with the reason otherwise). `history` says whether the
+    conversation store answers; without it stateless chat still works, so it does not make the server unready."""
+    store = request.app.state.store
+    history = "ok" if store is not None and await store.ping() else "unavailable"
+    return {"status": "ready", "model": engine.model_name, "history": history}
 
 
 @router.get("/metrics", include_in_schema=False)

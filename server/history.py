@@ -1,0 +1,130 @@
+"""The prompt from stored history plus the new input, rendered by the model's chat template (the same
+`model_prep.format` function training uses), dropping whole turns, oldest first, when it would not fit.
+
+A turn is a user message and the assistant messages that follow it. System and developer messages are
+instructions: they are never dropped. The new input is never dropped either; if it alone does not fit, 400.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from model_prep.format import Message
+from server.conversation_protocol import Item
+from server.engine import ChatEngine
+from server.errors import APIError
+from server.history_store import HistoryStore, item_text
+
+INSTRUCTION_ROLES = ("system", "developer")
+# Set on stateful replies: how many of the oldest turns were left out of the prompt to fit the context.
+DROPPED_TURNS_HEADER = "X-Lima-Dropped-Turns"
+
+
+def template_messages(items: Sequence[Item]) -> list[Message]:
+    """Stored message items as chat-template messages ("developer" is the newer name for "system")."""
+    return [
+        Message(role="system" if item["role"] == "developer" else item["role"], content=item_text(item))
+        for item in items
+        if item.get("type", "message") == "message"
+    ]
+
+
+def split_turns(history: Sequence[Message]) -> list[tuple[bool, list[Message]]]:
+    """(pinned, messages) units in order: each instruction alone and pinned, each turn droppable."""
+    units: list[tuple[bool, list[Message]]] = []
+    for message in history:
+        if message["role"] in INSTRUCTION_ROLES:
+            units.append((True, [message]))
+        elif message["role"] == "user" or not units or units[-1][0]:
+            units.append((False, [message]))
+        else:
+            units[-1][1].append(message)
+    return units
+
+
+@dataclass
+class FittedPrompt:
+    ids: list[int]
+    dropped_turns: int
+
+
+def reserve_for_output(engine: ChatEngine, max_tokens: int | None) -> int:
+    """Room kept for the answer: what the client asked for, else the model's default capped at a quarter of
+    the context (so a long default such as LIMA's 2,048 does not evict every turn of a short-context model)."""
+    if max_tokens is not None:
+        return max_tokens
+    return min(engine.default_sampling.get("max_tokens", engine.max_model_len), engine.max_model_len // 4)
+
+
+def fit_prompt(
+    engine: ChatEngine,
+    history: Sequence[Message],
+    new: Sequence[Message],
+    reserve: int,
+    truncate: bool,
+    prompt_param: str,
+) -> FittedPrompt:
+    """Token ids of history + new, after dropping the fewest oldest turns that make prompt + reserve fit."""
+    units = split_turns(history)
+    droppable = sum(not pinned for pinned, _ in units)
+
+    def render(dropped: int) -> list[int]:
+        kept: list[Message] = []
+        seen = 0
+        for pinned, messages in units:
+            if pinned or seen >= dropped:
+                kept.extend(messages)
+            seen += not pinned
+        return engine.chat_prompt_ids([*kept, *new])
+
+    def fits(ids: list[int]) -> bool:
+        return len(ids) + reserve <= engine.max_model_len
+
+    ids = render(0)
+    if fits(ids):
+        return FittedPrompt(ids, 0)
+    if truncate and droppable:
+        everything_dropped = render(droppable)
+        if fits(everything_dropped):
+            # The fewest drops that fit, by binary search: `best` always holds render(high).
+            low, high, best = 1, droppable, everything_dropped
+            while low < high:
+                middle = (low + high) // 2
+                candidate = render(middle)
+                if fits(candidate):
+                    high, best = middle, candidate
+                else:
+                    low = middle + 1
+            return FittedPrompt(best, high)
+        ids = everything_dropped
+    hint = "Shorten the input or lower max_output_tokens" if truncate else (
+        "Use truncation='auto' to drop the oldest turns, or start a new conversation")
+    raise APIError(
+        400,
+        f"This model's maximum context length is {engine.max_model_len} tokens, but the prompt needs {len(ids)} "
+        f"tokens plus {reserve} for the answer{' even with every earlier turn dropped' if truncate else ''}. "
+        f"{hint}.",
+        param=prompt_param, code="context_length_exceeded",
+    )
+
+
+async def stored_items(
+    store: HistoryStore, owner: str, conversation_id: str | None, previous_response_id: str | None
+) -> list[Item]:
+    """The items a new turn continues: a conversation's, or a previous_response_id chain's inputs and outputs."""
+    if conversation_id is not None:
+        found = await store.load(owner, conversation_id)
+        if found is None:
+            raise APIError(
+                404, f"Conversation with id '{conversation_id}' not found.", param="conversation",
+                code="conversation_not_found",
+            )
+        return found.items
+    if previous_response_id is not None:
+        chain = await store.response_chain(owner, previous_response_id)
+        if chain is None:
+            raise APIError(
+                404, f"Previous response with id '{previous_response_id}' not found.",
+                param="previous_response_id", code="previous_response_not_found",
+            )
+        return [item for record in chain for item in (*record.get("input", []), *record.get("output", []))]
+    return []

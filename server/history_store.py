@@ -1,0 +1,328 @@
+"""Conversations, their items and stored responses in Redis (redis-py's asyncio client).
+
+Key layout (README, "Conversation store"); every key of a conversation expires together `ttl` after its last write:
+  lima:conv:<conv_id>            HASH   id, owner, created_at, updated_at, metadata (JSON), preview
+  lima:conv:<conv_id>:ids        LIST   item ids, oldest first
+  lima:conv:<conv_id>:items      HASH   item id -> item JSON (role, content, status, response id, tokens, ...)
+  lima:user:<user_id>:convs      ZSET   conv_id scored by last write (ms): the caller's conversation list
+  lima:resp:<resp_id>            STRING response JSON: owner, input and output items, previous_response_id
+
+Every write that belongs to one turn is one Lua script, so a turn is stored whole or not at all, and the owner
+check happens inside it: another user's id behaves exactly like a missing one.
+"""
+
+import functools
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, ParamSpec, TypeVar
+
+import redis.asyncio as redis
+from redis.asyncio.sentinel import Sentinel
+from redis.exceptions import BusyLoadingError, ConnectionError, ReadOnlyError, ResponseError, TimeoutError
+
+from server.errors import APIError
+
+Item = dict[str, Any]
+P = ParamSpec("P")
+T = TypeVar("T")
+
+# A missing owner (no such conversation) or another owner both read as "not found".
+LOAD = """
+if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return false end
+local ids = redis.call('LRANGE', KEYS[2], 0, -1)
+local meta = redis.call('HGETALL', KEYS[1])
+if #ids == 0 then return {meta, {}} end
+return {meta, redis.call('HMGET', KEYS[3], unpack(ids))}
+"""
+
+# KEYS: conv, ids, items, user index, response. ARGV: owner, conv id, max items, ttl, now ms, preview,
+# response JSON ('' = none), then item id / item JSON pairs. Returns the new item count, -1 missing, -2 full.
+APPEND = """
+if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return -1 end
+local count = redis.call('LLEN', KEYS[2]) + (#ARGV - 7) / 2
+if count > tonumber(ARGV[3]) then return -2 end
+for i = 8, #ARGV, 2 do
+  redis.call('RPUSH', KEYS[2], ARGV[i])
+  redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1])
+end
+redis.call('HSET', KEYS[1], 'updated_at', ARGV[5])
+if ARGV[6] ~= '' then redis.call('HSETNX', KEYS[1], 'preview', ARGV[6]) end
+redis.call('ZADD', KEYS[4], ARGV[5], ARGV[2])
+if ARGV[7] ~= '' then redis.call('SET', KEYS[5], ARGV[7]) end
+local ttl = tonumber(ARGV[4])
+if ttl > 0 then
+  for i = 1, 5 do redis.call('EXPIRE', KEYS[i], ttl) end
+end
+return count
+"""
+
+UPDATE_METADATA = """
+if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return false end
+redis.call('HSET', KEYS[1], 'metadata', ARGV[2])
+return redis.call('HGETALL', KEYS[1])
+"""
+
+DELETE_CONVERSATION = """
+if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+redis.call('ZREM', KEYS[4], ARGV[2])
+return 1
+"""
+
+DELETE_ITEM = """
+if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return false end
+if redis.call('LREM', KEYS[2], 0, ARGV[2]) == 0 then return false end
+redis.call('HDEL', KEYS[3], ARGV[2])
+return redis.call('HGETALL', KEYS[1])
+"""
+
+# previous_response_id chains, newest first, walked inside Redis: one round trip whatever the length.
+# ARGV: key prefix, newest id, owner, most records. Returns false if the newest is missing or not the owner's.
+RESPONSE_CHAIN = """
+local chain = {}
+local id = ARGV[2]
+while id and #chain < tonumber(ARGV[4]) do
+  local raw = redis.call('GET', ARGV[1] .. id)
+  if not raw then break end
+  local record = cjson.decode(raw)
+  if record.owner ~= ARGV[3] then break end
+  table.insert(chain, raw)
+  id = record.previous_response_id
+  if id == cjson.null then id = nil end
+end
+if #chain == 0 then return false end
+return chain
+"""
+
+
+class ConversationFull(APIError):
+    def __init__(self, conversation_id: str, max_items: int) -> None:
+        super().__init__(
+            400, f"Conversation '{conversation_id}' already holds the maximum of {max_items} items; "
+            "start a new conversation or delete items.", param="conversation", code="conversation_full",
+        )
+
+
+def store_errors_as_503(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    """Redis down, restarting or read-only: a clear 503 for this request; the client reconnects on the next."""
+
+    @functools.wraps(method)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await method(*args, **kwargs)
+        except (ConnectionError, TimeoutError, BusyLoadingError, ReadOnlyError, OSError) as exc:
+            raise APIError(
+                503, f"The conversation store (Redis) is unavailable: {exc}. Nothing was stored by this request; "
+                "stateless /v1/chat/completions keeps working. Retry shortly.",
+                code="history_unavailable", headers={"Retry-After": "2"},
+            ) from exc
+
+    return wrapper
+
+
+def connect(url: str) -> redis.Redis:
+    """redis://, rediss://, unix:// as redis-py reads them; redis+sentinel://h1:26379,h2:26379/master[/db]."""
+    options: dict[str, Any] = {"socket_timeout": 5, "socket_connect_timeout": 2, "retry_on_timeout": False}
+    if not url.startswith("redis+sentinel://"):
+        return redis.Redis.from_url(url, **options)
+    hosts, _, path = url.removeprefix("redis+sentinel://").partition("/")
+    master, _, db = path.partition("/")
+    if not master:
+        raise ValueError("a Sentinel URL names the master: redis+sentinel://host:26379[,host:port]/mymaster[/db]")
+    nodes = [(host, int(port or 26379)) for host, _, port in (node.partition(":") for node in hosts.split(","))]
+    return Sentinel(nodes, **options).master_for(master, db=int(db or 0))
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def conversation_object(fields: dict[bytes, bytes] | list[bytes]) -> dict[str, Any]:
+    """The OpenAI conversation object from the hash (HGETALL as a dict, or as the flat list Lua returns)."""
+    if isinstance(fields, list):
+        fields = dict(zip(fields[::2], fields[1::2], strict=True))
+    value = {key.decode(): raw.decode() for key, raw in fields.items()}
+    return {
+        "id": value["id"],
+        "object": "conversation",
+        "created_at": int(value["created_at"]),
+        "metadata": json.loads(value.get("metadata", "{}")),
+        # Extensions for conversation lists (OpenAI has none): last activity and the first user message.
+        "updated_at": int(value.get("updated_at", 0)) // 1000,
+        "preview": value.get("preview", ""),
+    }
+
+
+@dataclass
+class Conversation:
+    conversation: dict[str, Any]
+    items: list[Item]
+
+
+class HistoryStore:
+    def __init__(self, client: redis.Redis, ttl_seconds: int, max_items: int) -> None:
+        self.client = client
+        self.ttl = ttl_seconds
+        self.max_items = max_items
+        self._load = client.register_script(LOAD)
+        self._append = client.register_script(APPEND)
+        self._update_metadata = client.register_script(UPDATE_METADATA)
+        self._delete_conversation = client.register_script(DELETE_CONVERSATION)
+        self._delete_item = client.register_script(DELETE_ITEM)
+        self._response_chain = client.register_script(RESPONSE_CHAIN)
+
+    @staticmethod
+    def conversation_keys(conversation_id: str) -> list[str]:
+        base = f"lima:conv:{conversation_id}"
+        return [base, f"{base}:ids", f"{base}:items"]
+
+    @staticmethod
+    def user_index(owner: str) -> str:
+        return f"lima:user:{owner}:convs"
+
+    @staticmethod
+    def response_key(response_id: str) -> str:
+        return f"lima:resp:{response_id}"
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self.client.ping())
+        except (ConnectionError, TimeoutError, BusyLoadingError, OSError):
+            return False
+
+    @store_errors_as_503
+    async def create_conversation(
+        self, owner: str, conversation_id: str, metadata: dict[str, str], items: list[Item]
+    ) -> dict[str, Any]:
+        if len(items) > self.max_items:
+            raise ConversationFull(conversation_id, self.max_items)
+        now = now_ms()
+        conv, ids, item_hash = self.conversation_keys(conversation_id)
+        fields = {
+            "id": conversation_id, "owner": owner, "created_at": now // 1000, "updated_at": now,
+            "metadata": json.dumps(metadata),
+        }
+        if preview := preview_of(items):
+            fields["preview"] = preview
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.hset(conv, mapping=fields)
+            if items:
+                pipe.rpush(ids, *(item["id"] for item in items))
+                pipe.hset(item_hash, mapping={item["id"]: json.dumps(item) for item in items})
+            pipe.zadd(self.user_index(owner), {conversation_id: now})
+            if self.ttl:
+                for key in (conv, ids, item_hash, self.user_index(owner)):
+                    pipe.expire(key, self.ttl)
+            await pipe.execute()
+        return conversation_object({k.encode(): str(v).encode() for k, v in fields.items()})
+
+    @store_errors_as_503
+    async def load(self, owner: str, conversation_id: str) -> Conversation | None:
+        """The conversation and all its items in order, in one round trip; None if missing or not the owner's."""
+        found = await self._load(keys=self.conversation_keys(conversation_id), args=[owner])
+        if found is None:
+            return None
+        meta, raw_items = found
+        return Conversation(conversation_object(meta), [json.loads(raw) for raw in raw_items if raw is not None])
+
+    async def get_conversation(self, owner: str, conversation_id: str) -> dict[str, Any] | None:
+        found = await self.load(owner, conversation_id)
+        return found.conversation if found else None
+
+    @store_errors_as_503
+    async def append(
+        self, owner: str, conversation_id: str, items: list[Item], response: dict[str, Any] | None = None
+    ) -> bool:
+        """Add one turn's items (and its response record) atomically; False if the conversation is gone."""
+        pairs = [value for item in items for value in (item["id"], json.dumps(item))]
+        response_id = response["id"] if response else "none"
+        count = await self._append(
+            keys=[*self.conversation_keys(conversation_id), self.user_index(owner), self.response_key(response_id)],
+            args=[owner, conversation_id, self.max_items, self.ttl, now_ms(), preview_of(items),
+                  json.dumps(response) if response else "", *pairs],
+        )
+        if count == -2:
+            raise ConversationFull(conversation_id, self.max_items)
+        return count >= 0
+
+    @store_errors_as_503
+    async def update_metadata(
+        self, owner: str, conversation_id: str, metadata: dict[str, str]
+    ) -> dict[str, Any] | None:
+        fields = await self._update_metadata(
+            keys=self.conversation_keys(conversation_id)[:1], args=[owner, json.dumps(metadata)]
+        )
+        return conversation_object(fields) if fields else None
+
+    @store_errors_as_503
+    async def delete_conversation(self, owner: str, conversation_id: str) -> bool:
+        keys = [*self.conversation_keys(conversation_id), self.user_index(owner)]
+        return bool(await self._delete_conversation(keys=keys, args=[owner, conversation_id]))
+
+    @store_errors_as_503
+    async def delete_item(self, owner: str, conversation_id: str, item_id: str) -> dict[str, Any] | None:
+        fields = await self._delete_item(keys=self.conversation_keys(conversation_id), args=[owner, item_id])
+        return conversation_object(fields) if fields else None
+
+    @store_errors_as_503
+    async def list_conversations(
+        self, owner: str, limit: int, after: str | None, newest_first: bool
+    ) -> tuple[list[dict[str, Any]], bool]:
+        """One page of the caller's conversations by last activity, and whether more follow."""
+        index = self.user_index(owner)
+        start = 0
+        if after is not None:
+            rank = await (self.client.zrevrank if newest_first else self.client.zrank)(index, after)
+            start = 0 if rank is None else rank + 1
+        read = self.client.zrevrange if newest_first else self.client.zrange
+        ids = [raw.decode() for raw in await read(index, start, start + limit)]
+        async with self.client.pipeline(transaction=False) as pipe:
+            for conversation_id in ids[:limit]:
+                pipe.hgetall(self.conversation_keys(conversation_id)[0])
+            hashes = await pipe.execute()
+        expired = [cid for cid, fields in zip(ids, hashes, strict=False) if not fields]
+        if expired:  # their keys timed out (TTL); drop them from the index too
+            await self.client.zrem(index, *expired)
+        return [conversation_object(fields) for fields in hashes if fields], len(ids) > limit
+
+    @store_errors_as_503
+    async def save_response(self, owner: str, response: dict[str, Any]) -> None:
+        await self.client.set(
+            self.response_key(response["id"]), json.dumps({**response, "owner": owner}), ex=self.ttl or None
+        )
+
+    @store_errors_as_503
+    async def get_response(self, owner: str, response_id: str) -> dict[str, Any] | None:
+        raw = await self.client.get(self.response_key(response_id))
+        record = json.loads(raw) if raw else None
+        return record if record and record.get("owner") == owner else None
+
+    @store_errors_as_503
+    async def delete_response(self, owner: str, response_id: str) -> bool:
+        if await self.get_response(owner, response_id) is None:
+            return False
+        await self.client.delete(self.response_key(response_id))
+        return True
+
+    @store_errors_as_503
+    async def response_chain(self, owner: str, response_id: str) -> list[dict[str, Any]] | None:
+        """The response and its previous_response_id ancestors, oldest first; None if missing."""
+        try:
+            chain = await self._response_chain(args=["lima:resp:", response_id, owner, self.max_items])
+        except ResponseError as exc:  # a record that is not JSON: treat as missing rather than fail the turn
+            raise APIError(500, f"Stored response chain is unreadable: {exc}") from exc
+        return [json.loads(raw) for raw in reversed(chain)] if chain else None
+
+
+def preview_of(items: list[Item]) -> str:
+    """The first user message's text, shortened: the title a conversation list shows."""
+    for item in items:
+        if item.get("role") == "user":
+            return item_text(item)[:120]
+    return ""
+
+
+def item_text(item: Item) -> str:
+    return "".join(part.get("text", "") for part in item.get("content", []))

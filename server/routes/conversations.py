@@ -1,0 +1,117 @@
+"""OpenAI's Conversations API (text messages), plus GET /v1/conversations: the caller's conversations,
+most recently active first (an extension: OpenAI has no list route; chat UIs need one)."""
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+
+from server.auth import UserDep
+from server.conversation_protocol import ConversationCreate, ConversationUpdate, Item, ItemsCreate
+from server.deps import StoreDep
+from server.errors import APIError
+from server.protocol import ErrorResponse, new_id
+
+router = APIRouter(prefix="/v1/conversations", tags=["conversations"], responses={404: {"model": ErrorResponse}})
+
+Limit = Annotated[int, Query(ge=1, le=100)]
+Order = Annotated[Literal["asc", "desc"], Query()]
+
+
+def not_found(conversation_id: str) -> APIError:
+    return APIError(
+        404, f"Conversation with id '{conversation_id}' not found.", param="conversation_id",
+        code="conversation_not_found",
+    )
+
+
+def page(data: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:
+    return {
+        "object": "list", "data": data, "has_more": has_more,
+        "first_id": data[0]["id"] if data else None, "last_id": data[-1]["id"] if data else None,
+    }
+
+
+@router.post("")
+async def create_conversation(body: ConversationCreate, user: UserDep, store: StoreDep) -> dict[str, Any]:
+    items = [message.to_item() for message in body.items]
+    return await store.create_conversation(user, new_id("conv_"), body.metadata or {}, items)
+
+
+@router.get("")
+async def list_conversations(
+    user: UserDep, store: StoreDep, limit: Limit = 20, after: str | None = None, order: Order = "desc"
+) -> dict[str, Any]:
+    data, has_more = await store.list_conversations(user, limit, after, newest_first=order == "desc")
+    return page(data, has_more)
+
+
+@router.get("/{conversation_id}")
+async def get_conversation(conversation_id: str, user: UserDep, store: StoreDep) -> dict[str, Any]:
+    conversation = await store.get_conversation(user, conversation_id)
+    if conversation is None:
+        raise not_found(conversation_id)
+    return conversation
+
+
+@router.post("/{conversation_id}")
+async def update_conversation(
+    conversation_id: str, body: ConversationUpdate, user: UserDep, store: StoreDep
+) -> dict[str, Any]:
+    conversation = await store.update_metadata(user, conversation_id, body.metadata)
+    if conversation is None:
+        raise not_found(conversation_id)
+    return conversation
+
+
+@router.delete("/{conversation_id}")
+async def delete_conversation(conversation_id: str, user: UserDep, store: StoreDep) -> dict[str, Any]:
+    if not await store.delete_conversation(user, conversation_id):
+        raise not_found(conversation_id)
+    return {"id": conversation_id, "object": "conversation.deleted", "deleted": True}
+
+
+@router.get("/{conversation_id}/items")
+async def list_items(
+    conversation_id: str, user: UserDep, store: StoreDep, limit: Limit = 20, after: str | None = None,
+    order: Order = "desc",
+) -> dict[str, Any]:
+    found = await store.load(user, conversation_id)
+    if found is None:
+        raise not_found(conversation_id)
+    items = found.items if order == "asc" else found.items[::-1]
+    start = 0
+    if after is not None:
+        position = next((i for i, item in enumerate(items) if item["id"] == after), None)
+        if position is None:
+            raise APIError(400, f"No item '{after}' in conversation '{conversation_id}'.", param="after")
+        start = position + 1
+    return page(items[start:start + limit], start + limit < len(items))
+
+
+@router.post("/{conversation_id}/items")
+async def add_items(conversation_id: str, body: ItemsCreate, user: UserDep, store: StoreDep) -> dict[str, Any]:
+    items: list[Item] = [message.to_item() for message in body.items]
+    if not await store.append(user, conversation_id, items):
+        raise not_found(conversation_id)
+    return page(items, False)
+
+
+@router.get("/{conversation_id}/items/{item_id}")
+async def get_item(conversation_id: str, item_id: str, user: UserDep, store: StoreDep) -> Item:
+    found = await store.load(user, conversation_id)
+    if found is None:
+        raise not_found(conversation_id)
+    item = next((item for item in found.items if item["id"] == item_id), None)
+    if item is None:
+        raise APIError(404, f"Item with id '{item_id}' not found.", param="item_id", code="item_not_found")
+    return item
+
+
+@router.delete("/{conversation_id}/items/{item_id}")
+async def delete_item(conversation_id: str, item_id: str, user: UserDep, store: StoreDep) -> dict[str, Any]:
+    conversation = await store.delete_item(user, conversation_id, item_id)
+    if conversation is None:
+        if await store.get_conversation(user, conversation_id) is None:
+            raise not_found(conversation_id)
+        raise APIError(404, f"Item with id '{item_id}' not found.", param="item_id", code="item_not_found")
+    return conversation

@@ -1,0 +1,150 @@
+"""OpenAI's Responses API (text): POST /v1/responses continues a conversation or a previous_response_id chain
+from the store, streams OpenAI's Responses events, and stores the turn; GET/DELETE stored responses."""
+
+import itertools
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+from jinja2 import TemplateError
+
+from model_prep.format import Message
+from server.auth import UserDep
+from server.conversation_protocol import ResponseRequest
+from server.deps import EngineDep, SettingsDep, StoreDep, get_store
+from server.engine import ChatEngine
+from server.errors import APIError
+from server.generation import resolve_model, start_generation
+from server.history import DROPPED_TURNS_HEADER, fit_prompt, reserve_for_output, stored_items, template_messages
+from server.protocol import ErrorResponse
+from server.routes.conversations import page
+from server.streaming import sse_response, until_disconnect
+from server.turns import Turn
+
+ROUTE = "/v1/responses"
+router = APIRouter(tags=["responses"], responses={400: {"model": ErrorResponse}, 404: {"model": ErrorResponse}})
+
+
+def count_tokens(engine: ChatEngine, text: str) -> int:
+    return len(engine.tokenizer.encode(text, add_special_tokens=False))
+
+
+@router.post(ROUTE)
+async def create_response(
+    body: ResponseRequest, request: Request, user: UserDep, engine: EngineDep, settings: SettingsDep
+) -> Any:
+    model = resolve_model(body.model, engine)
+    conversation_id = body.conversation_id
+    stateful = body.store or conversation_id is not None or body.previous_response_id is not None
+    store = get_store(request) if stateful else None
+    history = await stored_items(store, user, conversation_id, body.previous_response_id) if store else []
+    instructions = [Message(role="system", content=body.instructions)] if body.instructions else []
+    new_messages = body.input_messages()
+    try:
+        fitted = fit_prompt(
+            engine, [*instructions, *template_messages(history)],
+            [Message(role="system" if m.role == "developer" else m.role, content=m.text()) for m in new_messages],
+            reserve_for_output(engine, body.max_tokens), truncate=body.truncation == "auto", prompt_param="input",
+        )
+    except TemplateError as exc:
+        raise APIError(400, f"The model's chat template rejected the input: {exc}", param="input") from exc
+    generation = start_generation(body, engine, ROUTE, "resp_", fitted.ids, "input", settings.max_choices)
+    response = {
+        "id": generation.request_id, "object": "response", "created_at": int(time.time()), "status": "in_progress",
+        "model": model, "output": [], "instructions": body.instructions,
+        "previous_response_id": body.previous_response_id,
+        "conversation": {"id": conversation_id} if conversation_id else None,
+        "max_output_tokens": body.max_output_tokens, "temperature": generation.params.temperature,
+        "top_p": generation.params.top_p, "parallel_tool_calls": False, "tool_choice": "none", "tools": [],
+        "text": {"format": {"type": "text"}}, "truncation": body.truncation, "store": body.store,
+        "metadata": body.metadata or {}, "user": body.user, "usage": None, "error": None,
+        "incomplete_details": None,
+        # Extension: how many of the oldest turns were left out so the prompt fits the context window.
+        "dropped_turns": fitted.dropped_turns,
+    }
+    turn = Turn(
+        generation, store, user, conversation_id,
+        [message.to_item(tokens=count_tokens(engine, message.text())) for message in new_messages],
+        response=response, store_response=body.store,
+    )
+    headers = {DROPPED_TURNS_HEADER: str(fitted.dropped_turns)}
+    if body.stream:
+        return sse_response(response_events(turn, response), headers)
+    _, final = await until_disconnect(request, turn.collect())
+    return JSONResponse(final, headers=headers)
+
+
+async def response_events(turn: Turn, response: dict[str, Any]) -> AsyncIterator[dict[str, str]]:
+    """OpenAI's Responses stream: created, in_progress, item and part added, text deltas, then (after the turn
+    is stored) text/part/item done and completed or incomplete; an error event and response.failed on error."""
+    sequence = itertools.count()
+
+    def event(kind: str, **fields: Any) -> dict[str, str]:
+        return {"event": kind, "data": json.dumps({"type": kind, "sequence_number": next(sequence), **fields})}
+
+    where = {"item_id": turn.output_id, "output_index": 0}
+    yield event("response.created", response=response)
+    yield event("response.in_progress", response=response)
+    yield event("response.output_item.added", output_index=0, item={
+        "id": turn.output_id, "type": "message", "role": "assistant", "status": "in_progress", "content": []})
+    yield event("response.content_part.added", **where, content_index=0,
+                part={"type": "output_text", "text": "", "annotations": []})
+    try:
+        async for delta in turn.deltas():
+            if delta.text:
+                yield event("response.output_text.delta", **where, content_index=0, delta=delta.text, logprobs=[])
+        final = await turn.save()
+    except APIError as exc:
+        yield event("error", code=exc.body.code, message=exc.body.message, param=exc.body.param)
+        yield event("response.failed", response={
+            **response, "status": "failed", "error": {"code": exc.body.code or "server_error",
+                                                       "message": exc.body.message}})
+        return
+    assert final is not None
+    item = final["output"][0]
+    part = item["content"][0]
+    yield event("response.output_text.done", **where, content_index=0, text=part["text"], logprobs=[])
+    yield event("response.content_part.done", **where, content_index=0, part=part)
+    yield event("response.output_item.done", output_index=0, item=item)
+    yield event(f"response.{final['status']}", response=final)
+
+
+def public(record: dict[str, Any]) -> dict[str, Any]:
+    """A stored response as the API shows it: without the owner and the input items kept for chains."""
+    return {key: value for key, value in record.items() if key not in ("owner", "input")}
+
+
+def response_not_found(response_id: str) -> APIError:
+    return APIError(404, f"Response with id '{response_id}' not found.", param="response_id",
+                    code="response_not_found")
+
+
+@router.get(f"{ROUTE}/{{response_id}}")
+async def get_response(response_id: str, user: UserDep, store: StoreDep) -> dict[str, Any]:
+    record = await store.get_response(user, response_id)
+    if record is None:
+        raise response_not_found(response_id)
+    return public(record)
+
+
+@router.get(f"{ROUTE}/{{response_id}}/input_items")
+async def list_input_items(
+    response_id: str, user: UserDep, store: StoreDep, limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    order: Annotated[Literal["asc", "desc"], Query()] = "desc",
+) -> dict[str, Any]:
+    record = await store.get_response(user, response_id)
+    if record is None:
+        raise response_not_found(response_id)
+    items = record.get("input", [])
+    items = items if order == "asc" else items[::-1]
+    return page(items[:limit], len(items) > limit)
+
+
+@router.delete(f"{ROUTE}/{{response_id}}")
+async def delete_response(response_id: str, user: UserDep, store: StoreDep) -> dict[str, Any]:
+    if not await store.delete_response(user, response_id):
+        raise response_not_found(response_id)
+    return {"id": response_id, "object": "response.deleted", "deleted": True}
