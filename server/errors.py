@@ -62,7 +62,10 @@ def param_path(loc: Sequence[Any]) -> str | None:
 
 
 def validation_error(exc: RequestValidationError) -> APIError:
-    first = exc.errors()[0]
+    errors = exc.errors()
+    # A union reports one error per member; the deepest one on the same field says what is actually wrong.
+    first = max((e for e in errors if e.get("loc", ())[:2] == errors[0].get("loc", ())[:2]),
+                key=lambda e: len(e.get("loc", ())))
     if first.get("type") == "json_invalid":
         return APIError(400, f"Request body is not valid JSON: {first.get('ctx', {}).get('error', '')}".strip())
     param = param_path(first.get("loc", ()))

