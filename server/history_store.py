@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 import redis.asyncio as redis
+from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
+from redis.backoff import ExponentialBackoff
 from redis.exceptions import BusyLoadingError, ConnectionError, ReadOnlyError, ResponseError, TimeoutError
 
 from server.errors import APIError
@@ -114,8 +116,8 @@ def store_errors_as_503(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaita
             return await method(*args, **kwargs)
         except (ConnectionError, TimeoutError, BusyLoadingError, ReadOnlyError, OSError) as exc:
             raise APIError(
-                503, f"The conversation store (Redis) is unavailable: {exc}. Nothing was stored by this request; "
-                "stateless /v1/chat/completions keeps working. Retry shortly.",
+                503, f"The conversation store (Redis) is unavailable ({str(exc).rstrip('.')}). Nothing was stored "
+                "by this request; stateless /v1/chat/completions keeps working. Retry shortly.",
                 code="history_unavailable", headers={"Retry-After": "2"},
             ) from exc
 
@@ -124,7 +126,13 @@ def store_errors_as_503(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaita
 
 def connect(url: str) -> redis.Redis:
     """redis://, rediss://, unix:// as redis-py reads them; redis+sentinel://h1:26379,h2:26379/master[/db]."""
-    options: dict[str, Any] = {"socket_timeout": 5, "socket_connect_timeout": 2, "retry_on_timeout": False}
+    # A pooled connection that died with a Redis restart is retried on a fresh one, briefly: when Redis is
+    # really down the caller gets its 503 within about half a second.
+    options: dict[str, Any] = {
+        "socket_timeout": 5, "socket_connect_timeout": 2, "health_check_interval": 30,
+        "retry": Retry(ExponentialBackoff(cap=0.25, base=0.05), retries=3),
+        "retry_on_error": [ConnectionError, TimeoutError],
+    }
     if not url.startswith("redis+sentinel://"):
         return redis.Redis.from_url(url, **options)
     hosts, _, path = url.removeprefix("redis+sentinel://").partition("/")
