@@ -1,0 +1,150 @@
+"""The store against a real redis-server (TTL, limits, owners, atomic turns), and turn dropping against the tiny
+model's real tokenizer and chat template. No vLLM here: these run in a second."""
+
+import asyncio
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
+
+from model_prep.format import Message, chat_token_ids
+from server.auth import APIKeys, read_keys_file
+from server.conversation_protocol import message_item
+from server.errors import APIError
+from server.history import fit_prompt, split_turns
+from server.history_store import ConversationFull, HistoryStore, connect
+from server.redis_server import RedisServer
+
+
+def run(coroutine: Any) -> Any:
+    return asyncio.run(coroutine)
+
+
+@pytest.fixture
+def store(shared_redis: RedisServer) -> Iterator[HistoryStore]:
+    yield HistoryStore(connect(shared_redis.url), ttl_seconds=3600, max_items=6)
+
+
+def turn(question: str, answer: str) -> list[dict[str, Any]]:
+    return [message_item("user", question), message_item("assistant", answer)]
+
+
+def test_turns_append_in_order_with_ttl_and_owner(store: HistoryStore) -> None:
+    async def scenario() -> None:
+        await store.create_conversation("ann", "conv_t1", {"title": "x"}, [message_item("system", "Be kind.")])
+        assert await store.append("ann", "conv_t1", turn("q1", "a1"))
+        assert await store.append("ann", "conv_t1", turn("q2", "a2"))
+        assert not await store.append("ben", "conv_t1", turn("q3", "a3"))  # another owner: as if missing
+        found = await store.load("ann", "conv_t1")
+        assert [i["content"][0]["text"] for i in found.items] == ["Be kind.", "q1", "a1", "q2", "a2"]
+        assert found.conversation["preview"] == "q1"
+        assert await store.load("ben", "conv_t1") is None
+        for key in [*store.conversation_keys("conv_t1"), store.user_index("ann")]:
+            assert 3500 < await store.client.ttl(key) <= 3600
+        with pytest.raises(ConversationFull):  # 5 items + 2 > 6: refused whole, nothing written
+            await store.append("ann", "conv_t1", turn("q3", "a3"))
+        assert len((await store.load("ann", "conv_t1")).items) == 5
+
+    run(scenario())
+
+
+def test_expired_conversations_leave_the_listing(shared_redis: RedisServer) -> None:
+    short = HistoryStore(connect(shared_redis.url), ttl_seconds=1, max_items=10)
+
+    async def scenario() -> None:
+        await short.create_conversation("cy", "conv_short", {}, turn("q", "a"))
+        assert [c["id"] for c in (await short.list_conversations("cy", 10, None, True))[0]] == ["conv_short"]
+        await asyncio.sleep(1.5)
+        await short.client.zadd(short.user_index("cy"), {"conv_short": 1})  # index outlives the conversation
+        assert (await short.list_conversations("cy", 10, None, True))[0] == []
+        assert await short.client.zcard(short.user_index("cy")) == 0
+
+    run(scenario())
+
+
+def test_response_chain_walks_previous_ids_for_the_owner_only(store: HistoryStore) -> None:
+    async def scenario() -> None:
+        previous = None
+        for index in range(4):
+            record = {"id": f"resp_c{index}", "previous_response_id": previous, "input": [], "output": []}
+            await store.save_response("dee", record)
+            previous = record["id"]
+        chain = await store.response_chain("dee", "resp_c3")
+        assert [r["id"] for r in chain] == ["resp_c0", "resp_c1", "resp_c2", "resp_c3"]
+        assert await store.response_chain("eve", "resp_c3") is None
+
+    run(scenario())
+
+
+def test_unreachable_redis_is_a_503() -> None:
+    dead = HistoryStore(connect("redis://127.0.0.1:1"), ttl_seconds=0, max_items=10)
+    with pytest.raises(APIError) as error:
+        run(dead.load("anyone", "conv_x"))
+    assert error.value.status == 503 and error.value.body.code == "history_unavailable"
+
+
+def test_api_keys_file_plain_and_hashed(tmp_path: Path) -> None:
+    path = tmp_path / "keys"
+    path.write_text(f"# comment\nann sk-ann\n\nben sha256:{hashlib.sha256(b'sk-ben').hexdigest()}  # hashed\n")
+    keys = APIKeys(read_keys_file(path))
+    assert keys.user_for("Bearer sk-ann") == "ann" and keys.user_for("bearer sk-ben") == "ben"
+    with pytest.raises(APIError):
+        keys.user_for("Bearer sk-nobody")
+    path.write_text("only-one-field\n")
+    with pytest.raises(ValueError, match="keys:1"):
+        read_keys_file(path)
+
+
+@dataclass
+class TemplateOnlyEngine:
+    """What fit_prompt reads from the engine, with the real tokenizer: the tests need no vLLM process."""
+
+    tokenizer: PreTrainedTokenizerBase
+    max_model_len: int
+    default_sampling: dict[str, Any]
+
+    def chat_prompt_ids(self, messages: list[Message]) -> list[int]:
+        return chat_token_ids(self.tokenizer, messages)
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_model_dir: Path) -> PreTrainedTokenizerBase:
+    return AutoTokenizer.from_pretrained(tiny_model_dir)
+
+
+def history(turns: int) -> list[Message]:
+    messages = [Message(role="system", content="Rules.")]
+    for i in range(turns):
+        messages += [Message(role="user", content=f"q{i} " + "w " * 30), Message(role="assistant", content=f"a{i}")]
+    return messages
+
+
+def test_split_turns_pins_instructions() -> None:
+    units = split_turns([*history(2), Message(role="developer", content="More rules."),
+                         Message(role="assistant", content="unprompted")])
+    assert [(pinned, [m["role"] for m in ms]) for pinned, ms in units] == [
+        (True, ["system"]), (False, ["user", "assistant"]), (False, ["user", "assistant"]), (True, ["developer"]),
+        (False, ["assistant"]),
+    ]
+
+
+def test_fit_drops_fewest_oldest_turns(tokenizer: PreTrainedTokenizerBase) -> None:
+    new = [Message(role="user", content="now")]
+    full = len(chat_token_ids(tokenizer, [*history(10), *new]))
+    engine = TemplateOnlyEngine(tokenizer, max_model_len=full, default_sampling={})
+    reserve = full // 3
+    fitted = fit_prompt(engine, history(10), new, reserve, truncate=True, prompt_param="input")
+    kept = [history(10)[0], *history(10)[1 + 2 * fitted.dropped_turns:], *new]
+    assert fitted.ids == chat_token_ids(tokenizer, kept)
+    assert len(fitted.ids) + reserve <= full
+    one_fewer = [history(10)[0], *history(10)[2 * fitted.dropped_turns - 1:], *new]
+    assert len(chat_token_ids(tokenizer, one_fewer)) + reserve > full
+    assert fit_prompt(engine, history(10), new, 0, truncate=True, prompt_param="input").dropped_turns == 0
+    with pytest.raises(APIError, match="truncation='auto'"):
+        fit_prompt(engine, history(10), new, reserve, truncate=False, prompt_param="input")
+    with pytest.raises(APIError, match="every earlier turn dropped"):
+        fit_prompt(engine, history(10), [Message(role="user", content="w " * full)], reserve, True, "input")
