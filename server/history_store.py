@@ -1,7 +1,8 @@
 """Conversations, their items and stored responses in Redis (redis-py's asyncio client).
 
 Key layout (README, "Conversation store"); every key of a conversation expires together `ttl` after its last write:
-  lima:conv:<conv_id>            HASH   id, owner, created_at, updated_at, metadata (JSON), preview
+  lima:conv:<conv_id>            HASH   id, owner, created_at, updated_at, metadata (JSON), preview,
+                                        rev (+1 per write), cut (rev of the last item removal)
   lima:conv:<conv_id>:ids        LIST   item ids, oldest first
   lima:conv:<conv_id>:items      HASH   item id -> item JSON (role, content, status, response id, tokens, ...)
   lima:user:<user_id>:convs      ZSET   conv_id scored by last write (ms): the caller's conversation list
@@ -14,6 +15,7 @@ check happens inside it: another user's id behaves exactly like a missing one.
 import functools
 import json
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
@@ -28,27 +30,37 @@ from server.errors import APIError
 
 Item = dict[str, Any]
 P = ParamSpec("P")
+CACHED_CONVERSATIONS = 512
 T = TypeVar("T")
 
-# A missing owner (no such conversation) or another owner both read as "not found".
+# A missing owner (no such conversation) or another owner both read as "not found". ARGV: owner, the revision
+# and item count this process has cached (-1, 0: none). Items are sent from the cached count on when nothing
+# was removed since that revision (appends only), else all of them. Returns {hash, items, first index sent}.
 LOAD = """
 if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return false end
-local ids = redis.call('LRANGE', KEYS[2], 0, -1)
+local rev = tonumber(redis.call('HGET', KEYS[1], 'rev') or '0')
+local cut = tonumber(redis.call('HGET', KEYS[1], 'cut') or '0')
+local cached = tonumber(ARGV[2])
+local from = 0
+if cached >= cut and cached <= rev then from = tonumber(ARGV[3]) end
+local ids = redis.call('LRANGE', KEYS[2], from, -1)
 local meta = redis.call('HGETALL', KEYS[1])
-if #ids == 0 then return {meta, {}} end
-return {meta, redis.call('HMGET', KEYS[3], unpack(ids))}
+if #ids == 0 then return {meta, {}, from} end
+return {meta, redis.call('HMGET', KEYS[3], unpack(ids)), from}
 """
 
 # KEYS: conv, ids, items, user index, response. ARGV: owner, conv id, max items, ttl, now ms, preview,
-# response JSON ('' = none), then item id / item JSON pairs. Returns the new item count, -1 missing, -2 full.
+# response JSON ('' = none), then item id / item JSON pairs. Returns {item count, revision}; {-1} if missing,
+# {-2} if the items would pass the maximum.
 APPEND = """
-if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return -1 end
+if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return {-1} end
 local count = redis.call('LLEN', KEYS[2]) + (#ARGV - 7) / 2
-if count > tonumber(ARGV[3]) then return -2 end
+if count > tonumber(ARGV[3]) then return {-2} end
 for i = 8, #ARGV, 2 do
   redis.call('RPUSH', KEYS[2], ARGV[i])
   redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1])
 end
+local rev = redis.call('HINCRBY', KEYS[1], 'rev', 1)
 redis.call('HSET', KEYS[1], 'updated_at', ARGV[5])
 if ARGV[6] ~= '' then redis.call('HSETNX', KEYS[1], 'preview', ARGV[6]) end
 redis.call('ZADD', KEYS[4], ARGV[5], ARGV[2])
@@ -57,7 +69,7 @@ local ttl = tonumber(ARGV[4])
 if ttl > 0 then
   for i = 1, 5 do redis.call('EXPIRE', KEYS[i], ttl) end
 end
-return count
+return {count, rev}
 """
 
 UPDATE_METADATA = """
@@ -77,6 +89,7 @@ DELETE_ITEM = """
 if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] then return false end
 if redis.call('LREM', KEYS[2], 0, ARGV[2]) == 0 then return false end
 redis.call('HDEL', KEYS[3], ARGV[2])
+redis.call('HSET', KEYS[1], 'cut', redis.call('HINCRBY', KEYS[1], 'rev', 1))
 return redis.call('HGETALL', KEYS[1])
 """
 
@@ -180,6 +193,8 @@ class HistoryStore:
         self._delete_conversation = client.register_script(DELETE_CONVERSATION)
         self._delete_item = client.register_script(DELETE_ITEM)
         self._response_chain = client.register_script(RESPONSE_CHAIN)
+        # conversation id -> (revision, items): this process's copy of recently used histories.
+        self._cache: OrderedDict[str, tuple[int, list[Item]]] = OrderedDict()
 
     @staticmethod
     def conversation_keys(conversation_id: str) -> list[str]:
@@ -228,12 +243,27 @@ class HistoryStore:
 
     @store_errors_as_503
     async def load(self, owner: str, conversation_id: str) -> Conversation | None:
-        """The conversation and all its items in order, in one round trip; None if missing or not the owner's."""
-        found = await self._load(keys=self.conversation_keys(conversation_id), args=[owner])
+        """The conversation and all its items in order, in one round trip; None if missing or not the owner's.
+
+        Items already cached by this process are not sent again when the conversation only grew since: a turn
+        at 200 stored turns then moves two items, not four hundred. Redis' revision number decides, so a
+        replica's cache never serves a stale or another user's history."""
+        rev, cached = self._cache.get(conversation_id, (-1, []))
+        found = await self._load(keys=self.conversation_keys(conversation_id), args=[owner, rev, len(cached)])
         if found is None:
+            self._cache.pop(conversation_id, None)
             return None
-        meta, raw_items = found
-        return Conversation(conversation_object(meta), [json.loads(raw) for raw in raw_items if raw is not None])
+        meta, raw_items, first_sent = found
+        items = [*(cached if first_sent else ()), *(json.loads(raw) for raw in raw_items if raw is not None)]
+        fields = dict(zip(meta[::2], meta[1::2], strict=True))
+        self._remember(conversation_id, int(fields.get(b"rev", 0)), items)
+        return Conversation(conversation_object(fields), items)
+
+    def _remember(self, conversation_id: str, rev: int, items: list[Item]) -> None:
+        self._cache[conversation_id] = (rev, items)
+        self._cache.move_to_end(conversation_id)
+        while len(self._cache) > CACHED_CONVERSATIONS:
+            self._cache.popitem(last=False)
 
     async def get_conversation(self, owner: str, conversation_id: str) -> dict[str, Any] | None:
         found = await self.load(owner, conversation_id)
@@ -246,14 +276,20 @@ class HistoryStore:
         """Add one turn's items (and its response record) atomically; False if the conversation is gone."""
         pairs = [value for item in items for value in (item["id"], json.dumps(item))]
         response_id = response["id"] if response else "none"
-        count = await self._append(
+        count, *rev = await self._append(
             keys=[*self.conversation_keys(conversation_id), self.user_index(owner), self.response_key(response_id)],
             args=[owner, conversation_id, self.max_items, self.ttl, now_ms(), preview_of(items),
                   json.dumps({**response, "owner": owner}) if response else "", *pairs],
         )
         if count == -2:
             raise ConversationFull(conversation_id, self.max_items)
-        return count >= 0
+        if count < 0:
+            self._cache.pop(conversation_id, None)
+            return False
+        known_rev, known_items = self._cache.get(conversation_id, (-1, []))
+        if rev and known_rev == rev[0] - 1:  # nobody else wrote in between: the cache stays whole
+            self._remember(conversation_id, rev[0], [*known_items, *items])
+        return True
 
     @store_errors_as_503
     async def update_metadata(
