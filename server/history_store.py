@@ -26,6 +26,7 @@ from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import BusyLoadingError, ConnectionError, ReadOnlyError, ResponseError, TimeoutError
 
+from server import metrics
 from server.errors import APIError
 
 Item = dict[str, Any]
@@ -121,18 +122,25 @@ class ConversationFull(APIError):
 
 
 def store_errors_as_503(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
-    """Redis down, restarting or read-only: a clear 503 for this request; the client reconnects on the next."""
+    """Redis down, restarting or read-only: a clear 503 for this request; the client reconnects on the next.
+    Every operation is timed and every such failure counted (lima_history_* metrics)."""
+
+    operation = method.__name__
 
     @functools.wraps(method)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        started = time.perf_counter()
         try:
             return await method(*args, **kwargs)
         except (ConnectionError, TimeoutError, BusyLoadingError, ReadOnlyError, OSError) as exc:
+            metrics.HISTORY_ERRORS.labels(operation).inc()
             raise APIError(
                 503, f"The conversation store (Redis) is unavailable ({str(exc).rstrip('.')}). Nothing was stored "
                 "by this request; stateless /v1/chat/completions keeps working. Retry shortly.",
                 code="history_unavailable", headers={"Retry-After": "2"},
             ) from exc
+        finally:
+            metrics.HISTORY_LATENCY.labels(operation).observe(time.perf_counter() - started)
 
     return wrapper
 

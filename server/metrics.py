@@ -24,6 +24,16 @@ TIME_TO_FIRST_TOKEN = Histogram(
 PROMPT_TOKENS = Counter("lima_prompt_tokens_total", "Prompt tokens sent to the engine", ["route"])
 GENERATED_TOKENS = Counter("lima_generation_tokens_total", "Tokens generated", ["route"])
 ABORTED = Counter("lima_generation_aborted_total", "Generations aborted because the client went away", ["route"])
+HISTORY_LATENCY = Histogram(
+    "lima_history_operation_seconds",
+    "Conversation store operations (one Redis round trip each, usually)",
+    ["operation"],
+    buckets=(0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 2),
+)
+HISTORY_ERRORS = Counter(
+    "lima_history_errors_total", "Conversation store operations that failed because Redis was unavailable",
+    ["operation"],
+)
 
 
 def metrics_text() -> tuple[bytes, str]:

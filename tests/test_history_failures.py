@@ -15,6 +15,7 @@ import redis
 from server.redis_server import RedisServer
 from tests.conftest import API_KEYS
 from tests.live_server import LiveServer
+from tests.metrics_scrape import scrape, total
 
 
 def eventually(condition: Callable[[], bool], timeout: float = 30) -> None:
@@ -40,6 +41,7 @@ def test_redis_down_stateless_chat_goes_on_and_history_recovers(
     alice = openai.OpenAI(base_url=f"{server.url}/v1", api_key=API_KEYS["alice"], max_retries=0)
     conversation = alice.conversations.create()
     before = alice.responses.create(model="tiny", conversation=conversation.id, input="before", max_output_tokens=3)
+    errors_before = total(scrape(server.url), "lima_history_errors_total")
     shared_redis.stop()
     try:
         chat = alice.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "hi"}], max_tokens=3)
@@ -58,6 +60,7 @@ def test_redis_down_stateless_chat_goes_on_and_history_recovers(
             assert "Redis" in unavailable.value.message and unavailable.value.response.headers["retry-after"]
         ready = httpx.get(f"{server.url}/ready").json()
         assert ready["status"] == "ready" and ready["history"] == "unavailable"
+        assert total(scrape(server.url), "lima_history_errors_total") - errors_before >= 4
     finally:
         shared_redis.start()  # same directory: it reloads its append-only file
     eventually(lambda: alice.conversations.retrieve(conversation.id).id == conversation.id)

@@ -148,3 +148,26 @@ def test_fit_drops_fewest_oldest_turns(tokenizer: PreTrainedTokenizerBase) -> No
         fit_prompt(engine, history(10), new, reserve, truncate=False, prompt_param="input")
     with pytest.raises(APIError, match="every earlier turn dropped"):
         fit_prompt(engine, history(10), [Message(role="user", content="w " * full)], reserve, True, "input")
+
+
+def test_cached_history_follows_other_replicas_writes(shared_redis: RedisServer) -> None:
+    """Two stores (two replicas' caches) on one Redis: appends and removals by one are seen by the other."""
+    async def scenario() -> None:
+        here, there = (HistoryStore(connect(shared_redis.url), ttl_seconds=0, max_items=50) for _ in range(2))
+        await here.create_conversation("gus", "conv_cache", {}, turn("q0", "a0"))
+
+        async def texts(store: HistoryStore) -> list[str]:
+            return [item["content"][0]["text"] for item in (await store.load("gus", "conv_cache")).items]
+
+        assert await texts(here) == ["q0", "a0"]
+        await here.append("gus", "conv_cache", turn("q1", "a1"))  # extends here's cache
+        await there.append("gus", "conv_cache", turn("q2", "a2"))  # here's cache is now one revision behind
+        assert await texts(here) == ["q0", "a0", "q1", "a1", "q2", "a2"]
+        removed = (await there.load("gus", "conv_cache")).items[2]["id"]
+        await there.delete_item("gus", "conv_cache", removed)  # a removal: caches must reload in full
+        assert await texts(here) == ["q0", "a0", "a1", "q2", "a2"]
+        assert await here.load("hal", "conv_cache") is None  # the cache never bypasses the owner check
+        await there.delete_conversation("gus", "conv_cache")
+        assert await here.load("gus", "conv_cache") is None
+
+    run(scenario())
