@@ -17,12 +17,13 @@ TORCH_CPU := torch==2.13.0
 MISMATCHED := torchvision torchaudio torchcodec
 QUIET_PIP := grep -v "is ignored: it is neither a file nor a directory" || true
 
-.PHONY: help setup demo serve test lint bench clean
+.PHONY: help setup demo serve test lint bench bench-history clean
 
 help:
 	@echo "make demo   set up (first time) and serve the embedded default model on http://127.0.0.1:8000/v1"
 	@echo "make test   set up (first time) and run lint + the whole test suite"
 	@echo "make bench  this server vs vLLM's own OpenAI server (bench/serve.py)"
+	@echo "make bench-history  store overhead per turn, TTFT with server-side history (bench/history.py)"
 
 setup: $(STAMP)
 
@@ -48,6 +49,9 @@ test: setup
 
 bench: setup
 	$(BIN)/python bench/serve.py
+
+bench-history: setup
+	$(BIN)/python bench/history.py
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache

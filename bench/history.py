@@ -92,15 +92,16 @@ async def first_token(http: httpx.AsyncClient, path: str, body: dict, marker: re
 
 async def measure_ttft(url: str, samples: int, max_tokens: int) -> dict[str, list[tuple[float, float]]]:
     history = [{"role": item["role"], "content": item["content"][0]["text"]} for item in stored_turns(9)]
-    sampling = {"max_tokens": max_tokens, "temperature": 0.7, "top_p": 0.9, "ignore_eos": True}
+    sampling = {"temperature": 0.7, "top_p": 0.9, "ignore_eos": True}
     results: dict[str, list[tuple[float, float]]] = {"server-side": [], "client-resend": []}
     async with httpx.AsyncClient(base_url=url, timeout=300) as http:
         for index in range(samples + 1):  # the first pair warms up (prefix cache, allocator) and is dropped
             question = {"role": "user", "content": f"Turn 10, sample {index}: and what about Kyoto?"}
             conversation = (await http.post("/v1/conversations", json={"items": history})).json()["id"]
             server_side = {"model": DEFAULT_MODEL_NAME, "conversation": conversation, "input": question["content"],
-                           "stream": True, **sampling}
-            client_resend = {"model": DEFAULT_MODEL_NAME, "messages": [*history, question], "stream": True, **sampling}
+                           "stream": True, "max_output_tokens": max_tokens, **sampling}
+            client_resend = {"model": DEFAULT_MODEL_NAME, "messages": [*history, question], "stream": True,
+                             "max_tokens": max_tokens, **sampling}
             runs = [("server-side", "/v1/responses", server_side, RESPONSES_TEXT),
                     ("client-resend", "/v1/chat/completions", client_resend, CHAT_TEXT)]
             for name, path, body, marker in runs if index % 2 == 0 else runs[::-1]:

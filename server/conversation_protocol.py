@@ -99,6 +99,8 @@ class ResponseRequest(SamplingFields):
             raise ValueError("the Responses API returns one output; 'n' is not supported")
         if self.conversation is not None and self.previous_response_id is not None:
             raise ValueError("'conversation' and 'previous_response_id' cannot be used together")
+        if self.max_tokens is not None:
+            raise ValueError("the Responses API limits the answer with 'max_output_tokens', not 'max_tokens'")
         self.max_tokens = self.max_output_tokens
         return self
 

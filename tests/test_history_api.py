@@ -287,6 +287,7 @@ def test_full_conversation_refuses_the_turn(alice: openai.OpenAI) -> None:
     [
         ({"input": "x", "conversation": "conv_a", "previous_response_id": "resp_b"}, None),
         ({"input": "x", "n": 2}, None),
+        ({"input": "x", "max_tokens": 5}, None),
         ({"input": []}, "input"),
         ({"input": [{"role": "robot", "content": "x"}]}, "input[0].role"),
         ({"input": "x", "max_output_tokens": 0}, "max_output_tokens"),
