@@ -30,7 +30,7 @@ class ServerSettings(BaseSettings):
 
     # Conversation store. REDIS_URL (redis://, rediss://, unix://, redis+sentinel://) names a shared server;
     # without it an embedded redis-server runs in `redis_dir` (default DATA_DIR/redis) with append-only files.
-    redis_url: str | None = Field(None, validation_alias=AliasChoices("redis_url", "LIMA_REDIS_URL", "REDIS_URL"))
+    redis_url: str | None = Field(None, validation_alias=AliasChoices("LIMA_REDIS_URL", "REDIS_URL", "redis_url"))
     redis_dir: Path | None = None
     # Append-only file fsync policy of the embedded server: `always` survives power loss, `everysec` a crash
     # of the process (the default: a reply is only sent after the write reached the kernel).

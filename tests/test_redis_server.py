@@ -1,0 +1,101 @@
+"""The embedded redis-server's lifetime, and the ways to name a shared one (REDIS_URL, Sentinel)."""
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from server.history_store import HistoryStore, connect
+from server.redis_server import RedisServer, RedisServerError, redis_server_binary
+from server.settings import ServerSettings
+from tests.live_server import free_port
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (exited, not yet reaped) counts as gone.
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
+def test_append_only_file_survives_stop_and_start(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path).start()
+    server.client().set("turn", "kept")
+    with pytest.raises(RedisServerError, match="already running"):
+        RedisServer(tmp_path).start()  # a second server on the same directory is refused, not shared by accident
+    pid = server.pid
+    server.stop()
+    assert not alive(pid)
+    assert (tmp_path / "appendonly.aof").exists()
+    server.start()
+    try:
+        assert server.client().get("turn") == b"kept"
+    finally:
+        server.stop()
+
+
+def test_redis_server_dies_with_its_owner_even_on_kill_9(tmp_path: Path) -> None:
+    owner = subprocess.Popen(
+        [sys.executable, "-c", "import time\nfrom pathlib import Path\nfrom server.redis_server import RedisServer\n"
+         f"server = RedisServer(Path({str(tmp_path)!r})).start()\nprint(server.pid, flush=True)\ntime.sleep(600)"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    redis_pid = int(owner.stdout.readline())
+    assert alive(redis_pid)
+    owner.kill()
+    owner.wait()
+    deadline = time.monotonic() + 10
+    while alive(redis_pid):
+        assert time.monotonic() < deadline, "redis-server outlived the process that started it"
+        time.sleep(0.1)
+
+
+def test_redis_url_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_URL", "redis://db.internal:6380/2")
+    assert ServerSettings().redis_url == "redis://db.internal:6380/2"
+    monkeypatch.setenv("LIMA_REDIS_URL", "unix:///run/redis.sock")
+    assert ServerSettings().redis_url == "unix:///run/redis.sock"  # the project's own name wins
+
+
+def test_sentinel_url_finds_the_master(tmp_path: Path) -> None:
+    master = RedisServer(tmp_path / "master", port=free_port()).start()
+    sentinel_port = free_port()
+    config = tmp_path / "sentinel.conf"
+    config.write_text(f"port {sentinel_port}\nbind 127.0.0.1\nsentinel monitor lima 127.0.0.1 {master.port} 1\n")
+    sentinel = subprocess.Popen([redis_server_binary(), str(config), "--sentinel"], stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with redis.Redis(port=sentinel_port) as probe:
+                    if probe.execute_command("SENTINEL", "get-master-addr-by-name", "lima"):
+                        break
+            except redis.ConnectionError:
+                pass
+            assert time.monotonic() < deadline, "sentinel did not come up"
+            time.sleep(0.1)
+
+        async def through_sentinel() -> list[str]:
+            store = HistoryStore(connect(f"redis+sentinel://127.0.0.1:{sentinel_port}/lima"), 0, 10)
+            await store.create_conversation("ivy", "conv_sentinel", {}, [])
+            return [conversation["id"] for conversation in (await store.list_conversations("ivy", 5, None, True))[0]]
+
+        assert asyncio.run(through_sentinel()) == ["conv_sentinel"]
+        assert master.client().exists("lima:conv:conv_sentinel")  # it wrote to the master the sentinel named
+    finally:
+        sentinel.send_signal(signal.SIGTERM)
+        sentinel.wait(timeout=10)
+        master.stop()
+
+
+def test_sentinel_url_needs_a_master_name() -> None:
+    with pytest.raises(ValueError, match="names the master"):
+        connect("redis+sentinel://127.0.0.1:26379")
