@@ -1,4 +1,5 @@
-"""`lima serve` runs the chat server; `lima prep ...` prepares models. `lima --help` lists everything."""
+"""`lima up` runs server and chat page together; `lima serve` the server, `lima ui` the page; `lima prep ...`
+prepares models. `lima --help` lists everything."""
 
 import argparse
 import logging
@@ -8,7 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 # Nothing in this project may reach a model hub or phone home; users can still override these.
-for _var, _value in {"HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}.items():
+_OFFLINE = {"HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+for _var, _value in _OFFLINE.items():
     os.environ.setdefault(_var, _value)
 
 log = logging.getLogger("lima")
@@ -108,14 +110,90 @@ def prep(argv: Sequence[str]) -> int:
     return 0
 
 
-COMMANDS = {"serve": serve, "prep": prep}
+def ui(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="lima ui", description="The Gradio chat page for a LIMA chat server.")
+    parser.add_argument("--server-url", default=os.environ.get("LIMA_SERVER_URL", "http://127.0.0.1:8000"),
+                        help="the server's base URL (LIMA_SERVER_URL)")
+    parser.add_argument("--api-key", default=os.environ.get("LIMA_API_KEY"),
+                        help="key for servers that require one (LIMA_API_KEY); the page can also take one")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=7860)
+    args = parser.parse_args(argv)
+    from ui.app import launch
+
+    print(f"lima: chat page on http://{args.host}:{args.port} for the server {args.server_url}", flush=True)
+    launch(args.server_url, args.host, args.port, args.api_key)
+    return 0
+
+
+def up(argv: Sequence[str]) -> int:
+    """Server (with its embedded Redis) and chat page together; Ctrl-C or SIGTERM stops both."""
+    import signal
+    import subprocess
+    import time
+    import urllib.request
+
+    from server.redis_server import die_with_parent
+
+    parser = argparse.ArgumentParser(
+        prog="lima up", description="Start the server (embedded Redis included) and the chat page together. "
+        "Other arguments go to `lima serve` (see `lima serve --help`).")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000, help="server port")
+    parser.add_argument("--ui-port", type=int, default=7860, help="chat page port")
+    args, serve_args = parser.parse_known_args(argv)
+    server_url = f"http://{args.host}:{args.port}"
+    command = [sys.executable, "-m", "lima.cli"]
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    def start(*arguments: str) -> subprocess.Popen[bytes]:
+        # Own session: a terminal's Ctrl-C reaches only this process, which stops each child exactly once;
+        # and the kernel stops the children if this process is killed outright.
+        return subprocess.Popen([*command, *arguments], start_new_session=True, preexec_fn=die_with_parent)
+
+    signal.signal(signal.SIGTERM, stop)
+    children = [start("serve", "--host", args.host, "--port", str(args.port), *serve_args)]
+    try:
+        while True:  # the model loads for a while; the page would only show "not ready" until then
+            if children[0].poll() is not None:
+                return children[0].returncode or 1
+            try:
+                with urllib.request.urlopen(f"{server_url}/ready", timeout=2):
+                    break
+            except OSError:
+                time.sleep(1)
+        children.append(start("ui", "--server-url", server_url, "--host", args.host, "--port", str(args.ui_port)))
+        print(f"\nlima up: chat page  http://{args.host}:{args.ui_port}\n"
+              f"         API        {server_url}/v1 (OpenAI-compatible)\n         Ctrl-C stops both.\n", flush=True)
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
+        return next(child.returncode for child in children if child.poll() is not None) or 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the orderly shutdown short
+        print("lima up: stopping the chat page and the server (and its Redis)...", flush=True)
+        for child in children:
+            if child.poll() is None:
+                child.terminate()
+        for child in children:
+            try:
+                child.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+
+COMMANDS = {"serve": serve, "prep": prep, "ui": ui, "up": up}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not argv or argv[0] not in COMMANDS:
-        print("usage: lima {serve,prep} ...\n  lima serve --help\n  lima prep --help", file=sys.stderr)
+        print("usage: lima {up,serve,ui,prep} ...\n  lima up --help\n  lima serve --help\n  lima ui --help\n"
+              "  lima prep --help", file=sys.stderr)
         return 0 if argv[:1] in (["-h"], ["--help"]) else 2
     return COMMANDS[argv[0]](argv[1:])
 

@@ -1,0 +1,193 @@
+"""The Gradio chat page: conversations in a sidebar, a streaming chat, settings. Every action goes through
+`ui.client.ChatClient`, i.e. the server's public API, so the page works against a local or a remote server."""
+
+from collections.abc import Iterator
+from typing import Any
+
+import gradio as gr
+
+from ui.client import ChatClient, ConversationSummary, Settings, UIError
+
+History = list[dict[str, str]]
+WARNING = "⚠️ "
+
+
+def conversation_choices(conversations: list[ConversationSummary]) -> list[tuple[str, str]]:
+    return [(c.title if len(c.title) <= 60 else c.title[:57] + "...", c.id) for c in conversations]
+
+
+def settings_of(model: str | None, system_prompt: str, temperature: float | None, top_p: float | None,
+                max_tokens: float | None, repetition_penalty: float | None) -> Settings:
+    return Settings(model=model or None, system_prompt=system_prompt or "", temperature=temperature, top_p=top_p,
+                    max_tokens=int(max_tokens) if max_tokens else None, repetition_penalty=repetition_penalty)
+
+
+def build_ui(server_url: str, api_key: str | None = None) -> gr.Blocks:
+    def client(key: str) -> ChatClient:
+        return ChatClient(server_url, key or api_key)
+
+    def refresh_list(key: str, selected: str | None) -> Any:
+        try:
+            return gr.update(choices=conversation_choices(client(key).conversations()), value=selected)
+        except UIError:
+            return gr.update()
+
+    def on_load(key: str) -> tuple[Any, ...]:
+        """Models and their defaults into the settings, the user's conversations into the sidebar."""
+        try:
+            chat = client(key)
+            models = chat.models()
+            conversations = chat.conversations()
+        except UIError as exc:
+            return (gr.update(),) * 6 + (gr.update(), f"{WARNING}{exc}")
+        defaults = models[0].defaults if models else {}
+        context = models[0].max_model_len if models else 2048
+        return (
+            gr.update(choices=[m.id for m in models], value=models[0].id if models else None),
+            gr.update(value=defaults.get("temperature", 1.0)),
+            gr.update(value=defaults.get("top_p", 1.0)),
+            # The model's default answer length, but leaving half the context to the conversation.
+            gr.update(value=min(defaults.get("max_tokens") or context, context // 2)),
+            gr.update(value=defaults.get("repetition_penalty", 1.0)),
+            gr.update(),
+            gr.update(choices=conversation_choices(conversations), value=None),
+            "",
+        )
+
+    def answer(chat: ChatClient, conversation_id: str, text: str, history: History,
+               settings: Settings) -> Iterator[History]:
+        history = [*history, {"role": "user", "content": text}, {"role": "assistant", "content": ""}]
+        yield history
+        try:
+            for partial in chat.stream_reply(conversation_id, text, settings):
+                history[-1] = {"role": "assistant", "content": partial}
+                yield history
+        except UIError as exc:
+            history[-1] = {"role": "assistant", "content": f"{WARNING}{exc}"}
+            yield history
+
+    def send(text: str, conversation_id: str | None, history: History, key: str,
+             *setting_values: Any) -> Iterator[tuple[History, str, str | None]]:
+        if not text.strip():
+            yield history, text, conversation_id
+            return
+        chat = client(key)
+        try:
+            conversation_id = conversation_id or chat.new_conversation()
+        except UIError as exc:
+            yield [*history, {"role": "assistant", "content": f"{WARNING}{exc}"}], text, conversation_id
+            return
+        for shown in answer(chat, conversation_id, text, history, settings_of(*setting_values)):
+            yield shown, "", conversation_id
+
+    def regenerate(conversation_id: str | None, history: History, key: str,
+                   *setting_values: Any) -> Iterator[History]:
+        if conversation_id is None:
+            yield history
+            return
+        chat = client(key)
+        try:
+            text = chat.take_back_last_turn(conversation_id)
+            remaining = chat.messages(conversation_id)
+        except UIError as exc:
+            yield [*history, {"role": "assistant", "content": f"{WARNING}{exc}"}]
+            return
+        if text is None:
+            yield remaining
+            return
+        yield from answer(chat, conversation_id, text, remaining, settings_of(*setting_values))
+
+    def edit_last(conversation_id: str | None, history: History, key: str) -> tuple[History, str]:
+        """Take the last user message (and its answer) back into the input box, to be changed and resent."""
+        if conversation_id is None:
+            return history, ""
+        chat = client(key)
+        try:
+            text = chat.take_back_last_turn(conversation_id)
+            return chat.messages(conversation_id), text or ""
+        except UIError as exc:
+            return [*history, {"role": "assistant", "content": f"{WARNING}{exc}"}], ""
+
+    def open_conversation(conversation_id: str | None, key: str) -> tuple[History, str | None, str]:
+        if not conversation_id:
+            return [], None, ""
+        chat = client(key)
+        try:
+            titles = {c.id: c.title for c in chat.conversations()}
+            return chat.messages(conversation_id), conversation_id, titles.get(conversation_id, "")
+        except UIError as exc:
+            return [{"role": "assistant", "content": f"{WARNING}{exc}"}], conversation_id, ""
+
+    def rename(conversation_id: str | None, title: str, key: str) -> Any:
+        if conversation_id and title.strip():
+            try:
+                client(key).rename(conversation_id, title.strip())
+            except UIError as exc:
+                gr.Warning(str(exc))
+        return refresh_list(key, conversation_id)
+
+    def delete(conversation_id: str | None, key: str) -> tuple[History, None, str, Any]:
+        if conversation_id:
+            try:
+                client(key).delete(conversation_id)
+            except UIError as exc:
+                gr.Warning(str(exc))
+        return [], None, "", refresh_list(key, None)
+
+    with gr.Blocks(title="LIMA chat") as demo:
+        conversation = gr.State(None)
+        with gr.Sidebar(label="Conversations", open=True):
+            new_chat = gr.Button("New chat", elem_id="new-chat", variant="primary")
+            conversations = gr.Radio(label="Conversations", choices=[], elem_id="conversations")
+            title = gr.Textbox(label="Title", elem_id="title")
+            with gr.Row():
+                rename_button = gr.Button("Rename", elem_id="rename", size="sm")
+                delete_button = gr.Button("Delete", elem_id="delete", variant="stop", size="sm")
+        status = gr.Markdown(elem_id="status")
+        chatbot = gr.Chatbot(elem_id="chat", buttons=["copy"], height=520, label="LIMA chat",
+                             placeholder="Ask anything. Answers stream in; Stop aborts them on the server.")
+        with gr.Row():
+            message = gr.Textbox(placeholder="Message", elem_id="message", show_label=False, scale=8, lines=2)
+            send_button = gr.Button("Send", elem_id="send", variant="primary", scale=1)
+            stop_button = gr.Button("Stop", elem_id="stop", scale=1)
+        with gr.Row():
+            regenerate_button = gr.Button("Regenerate", elem_id="regenerate", size="sm")
+            edit_button = gr.Button("Edit last message", elem_id="edit", size="sm")
+        with gr.Accordion("Settings", open=False):
+            key = gr.Textbox(label="API key (if the server requires one)", type="password", elem_id="api-key",
+                             value=api_key or "")
+            model = gr.Dropdown(label="Model", choices=[], elem_id="model")
+            system_prompt = gr.Textbox(label="System prompt", lines=2, elem_id="system-prompt")
+            temperature = gr.Slider(0.0, 2.0, step=0.05, label="Temperature")
+            top_p = gr.Slider(0.05, 1.0, step=0.05, label="top_p")
+            max_tokens = gr.Number(label="Max tokens", precision=0, minimum=1)
+            repetition_penalty = gr.Slider(1.0, 2.0, step=0.05, label="Repetition penalty")
+        setting_inputs = [model, system_prompt, temperature, top_p, max_tokens, repetition_penalty]
+
+        demo.load(on_load, [key], [model, temperature, top_p, max_tokens, repetition_penalty, system_prompt,
+                                   conversations, status])
+        key.change(on_load, [key], [model, temperature, top_p, max_tokens, repetition_penalty, system_prompt,
+                                    conversations, status])
+        answering = []
+        for trigger in (send_button.click, message.submit):
+            event = trigger(send, [message, conversation, chatbot, key, *setting_inputs],
+                            [chatbot, message, conversation])
+            event.then(refresh_list, [key, conversation], [conversations])
+            answering.append(event)
+        answering.append(regenerate_button.click(regenerate, [conversation, chatbot, key, *setting_inputs], [chatbot]))
+        # Cancelling closes the stream to the server, which aborts the generation and stores the partial answer.
+        stop_button.click(None, cancels=answering).then(refresh_list, [key, conversation], [conversations])
+        edit_button.click(edit_last, [conversation, chatbot, key], [chatbot, message])
+        conversations.input(open_conversation, [conversations, key], [chatbot, conversation, title])
+        new_chat.click(lambda: ([], None, "", gr.update(value=None)), None, [chatbot, conversation, title,
+                                                                             conversations])
+        rename_button.click(rename, [conversation, title, key], [conversations])
+        delete_button.click(delete, [conversation, key], [chatbot, conversation, title, conversations])
+    demo.queue(default_concurrency_limit=64)
+    return demo
+
+
+def launch(server_url: str, host: str, port: int, api_key: str | None = None) -> None:
+    # System fonts only: the page must not wait on a font CDN (closed networks, privacy).
+    theme = gr.themes.Soft(font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
+    build_ui(server_url, api_key).launch(server_name=host, server_port=port, show_error=True, quiet=True, theme=theme)
