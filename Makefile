@@ -17,10 +17,10 @@ TORCH_CPU := torch==2.13.0
 MISMATCHED := torchvision torchaudio torchcodec
 QUIET_PIP := grep -v "is ignored: it is neither a file nor a directory" || true
 
-.PHONY: help setup demo serve test lint bench bench-history clean
+.PHONY: help setup browser demo serve test lint bench bench-history clean
 
 help:
-	@echo "make demo   set up (first time) and serve the embedded default model on http://127.0.0.1:8000/v1"
+	@echo "make demo   set up (first time), then the chat page on http://127.0.0.1:7860 and the API on :8000/v1"
 	@echo "make test   set up (first time) and run lint + the whole test suite"
 	@echo "make bench  this server vs vLLM's own OpenAI server (bench/serve.py)"
 	@echo "make bench-history  store overhead per turn, TTFT with server-side history (bench/history.py)"
@@ -37,13 +37,23 @@ endif
 ifeq ($(LIMA_TARGET),cpu)
 	$(BIN)/pip uninstall -q -y $(MISMATCHED)
 endif
-	$(BIN)/python -c "import vllm, server.app; print('vllm', vllm.__version__, 'imports cleanly')"
+	$(BIN)/python -c "import vllm, server.app, ui.app; print('vllm', vllm.__version__, 'imports cleanly')"
 	touch $(STAMP)
 
 demo: setup
-	$(BIN)/lima serve
+	$(BIN)/lima up
 
-test: setup
+# The end-to-end UI test drives Debian's chromium through chromedriver. Installed here when missing and
+# possible (root with apt-get); otherwise that test is skipped and says why.
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's chromium and chromium-driver for the browser test"; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver \
+			>/dev/null; } || echo "WARNING: apt-get could not install chromium: the browser test will be skipped"; \
+	else echo "WARNING: no chromium/chromedriver and no root apt-get: the browser test will be skipped"; fi
+
+test: setup browser
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 

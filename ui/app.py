@@ -1,7 +1,7 @@
 """The Gradio chat page: conversations in a sidebar, a streaming chat, settings. Every action goes through
 `ui.client.ChatClient`, i.e. the server's public API, so the page works against a local or a remote server."""
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import gradio as gr
@@ -26,20 +26,24 @@ def build_ui(server_url: str, api_key: str | None = None) -> gr.Blocks:
     def client(key: str) -> ChatClient:
         return ChatClient(server_url, key or api_key)
 
-    def refresh_list(key: str, selected: str | None) -> Any:
+    def warning(history: History, exc: UIError) -> History:
+        return [*history, {"role": "assistant", "content": f"{WARNING}{exc}"}]
+
+    async def refresh_list(key: str, selected: str | None) -> Any:
         try:
-            return gr.update(choices=conversation_choices(client(key).conversations()), value=selected)
+            async with client(key) as chat:
+                return gr.update(choices=conversation_choices(await chat.conversations()), value=selected)
         except UIError:
             return gr.update()
 
-    def on_load(key: str) -> tuple[Any, ...]:
+    async def on_load(key: str) -> tuple[Any, ...]:
         """Models and their defaults into the settings, the user's conversations into the sidebar."""
         try:
-            chat = client(key)
-            models = chat.models()
-            conversations = chat.conversations()
+            async with client(key) as chat:
+                models = await chat.models()
+                conversations = await chat.conversations()
         except UIError as exc:
-            return (gr.update(),) * 6 + (gr.update(), f"{WARNING}{exc}")
+            return (gr.update(),) * 6 + (f"{WARNING}{exc}",)
         defaults = models[0].defaults if models else {}
         context = models[0].max_model_len if models else 2048
         return (
@@ -49,90 +53,91 @@ def build_ui(server_url: str, api_key: str | None = None) -> gr.Blocks:
             # The model's default answer length, but leaving half the context to the conversation.
             gr.update(value=min(defaults.get("max_tokens") or context, context // 2)),
             gr.update(value=defaults.get("repetition_penalty", 1.0)),
-            gr.update(),
             gr.update(choices=conversation_choices(conversations), value=None),
             "",
         )
 
-    def answer(chat: ChatClient, conversation_id: str, text: str, history: History,
-               settings: Settings) -> Iterator[History]:
+    async def answer(chat: ChatClient, conversation_id: str, text: str, history: History,
+                     settings: Settings) -> AsyncIterator[History]:
         history = [*history, {"role": "user", "content": text}, {"role": "assistant", "content": ""}]
         yield history
         try:
-            for partial in chat.stream_reply(conversation_id, text, settings):
+            async for partial in chat.stream_reply(conversation_id, text, settings):
                 history[-1] = {"role": "assistant", "content": partial}
                 yield history
         except UIError as exc:
-            history[-1] = {"role": "assistant", "content": f"{WARNING}{exc}"}
-            yield history
+            yield warning(history[:-1], exc)
 
-    def send(text: str, conversation_id: str | None, history: History, key: str,
-             *setting_values: Any) -> Iterator[tuple[History, str, str | None]]:
+    async def send(text: str, conversation_id: str | None, history: History, key: str,
+                   *setting_values: Any) -> AsyncIterator[tuple[History, str, str | None]]:
         if not text.strip():
             yield history, text, conversation_id
             return
-        chat = client(key)
-        try:
-            conversation_id = conversation_id or chat.new_conversation()
-        except UIError as exc:
-            yield [*history, {"role": "assistant", "content": f"{WARNING}{exc}"}], text, conversation_id
-            return
-        for shown in answer(chat, conversation_id, text, history, settings_of(*setting_values)):
-            yield shown, "", conversation_id
+        async with client(key) as chat:
+            try:
+                conversation_id = conversation_id or await chat.new_conversation()
+            except UIError as exc:
+                yield warning(history, exc), text, conversation_id
+                return
+            async for shown in answer(chat, conversation_id, text, history, settings_of(*setting_values)):
+                yield shown, "", conversation_id
 
-    def regenerate(conversation_id: str | None, history: History, key: str,
-                   *setting_values: Any) -> Iterator[History]:
+    async def regenerate(conversation_id: str | None, history: History, key: str,
+                         *setting_values: Any) -> AsyncIterator[History]:
         if conversation_id is None:
             yield history
             return
-        chat = client(key)
-        try:
-            text = chat.take_back_last_turn(conversation_id)
-            remaining = chat.messages(conversation_id)
-        except UIError as exc:
-            yield [*history, {"role": "assistant", "content": f"{WARNING}{exc}"}]
-            return
-        if text is None:
-            yield remaining
-            return
-        yield from answer(chat, conversation_id, text, remaining, settings_of(*setting_values))
+        async with client(key) as chat:
+            try:
+                text = await chat.take_back_last_turn(conversation_id)
+                remaining = await chat.messages(conversation_id)
+            except UIError as exc:
+                yield warning(history, exc)
+                return
+            if text is None:
+                yield remaining
+                return
+            async for shown in answer(chat, conversation_id, text, remaining, settings_of(*setting_values)):
+                yield shown
 
-    def edit_last(conversation_id: str | None, history: History, key: str) -> tuple[History, str]:
+    async def edit_last(conversation_id: str | None, history: History, key: str) -> tuple[History, str]:
         """Take the last user message (and its answer) back into the input box, to be changed and resent."""
         if conversation_id is None:
             return history, ""
-        chat = client(key)
         try:
-            text = chat.take_back_last_turn(conversation_id)
-            return chat.messages(conversation_id), text or ""
+            async with client(key) as chat:
+                text = await chat.take_back_last_turn(conversation_id)
+                return await chat.messages(conversation_id), text or ""
         except UIError as exc:
-            return [*history, {"role": "assistant", "content": f"{WARNING}{exc}"}], ""
+            return warning(history, exc), ""
 
-    def open_conversation(conversation_id: str | None, key: str) -> tuple[History, str | None, str]:
+    async def open_conversation(conversation_id: str | None, key: str) -> tuple[History, str | None, str]:
         if not conversation_id:
             return [], None, ""
-        chat = client(key)
         try:
-            titles = {c.id: c.title for c in chat.conversations()}
-            return chat.messages(conversation_id), conversation_id, titles.get(conversation_id, "")
+            async with client(key) as chat:
+                titles = {c.id: c.title for c in await chat.conversations()}
+                return await chat.messages(conversation_id), conversation_id, titles.get(conversation_id, "")
         except UIError as exc:
-            return [{"role": "assistant", "content": f"{WARNING}{exc}"}], conversation_id, ""
+            return warning([], exc), conversation_id, ""
 
-    def rename(conversation_id: str | None, title: str, key: str) -> Any:
+    async def rename(conversation_id: str | None, title: str, key: str) -> Any:
         if conversation_id and title.strip():
             try:
-                client(key).rename(conversation_id, title.strip())
+                async with client(key) as chat:
+                    await chat.rename(conversation_id, title.strip())
             except UIError as exc:
                 gr.Warning(str(exc))
-        return refresh_list(key, conversation_id)
+        return await refresh_list(key, conversation_id)
 
-    def delete(conversation_id: str | None, key: str) -> tuple[History, None, str, Any]:
+    async def delete(conversation_id: str | None, key: str) -> tuple[History, None, str, Any]:
         if conversation_id:
             try:
-                client(key).delete(conversation_id)
+                async with client(key) as chat:
+                    await chat.delete(conversation_id)
             except UIError as exc:
                 gr.Warning(str(exc))
-        return [], None, "", refresh_list(key, None)
+        return [], None, "", await refresh_list(key, None)
 
     with gr.Blocks(title="LIMA chat") as demo:
         conversation = gr.State(None)
@@ -164,10 +169,9 @@ def build_ui(server_url: str, api_key: str | None = None) -> gr.Blocks:
             repetition_penalty = gr.Slider(1.0, 2.0, step=0.05, label="Repetition penalty")
         setting_inputs = [model, system_prompt, temperature, top_p, max_tokens, repetition_penalty]
 
-        demo.load(on_load, [key], [model, temperature, top_p, max_tokens, repetition_penalty, system_prompt,
-                                   conversations, status])
-        key.change(on_load, [key], [model, temperature, top_p, max_tokens, repetition_penalty, system_prompt,
-                                    conversations, status])
+        loaded = [model, temperature, top_p, max_tokens, repetition_penalty, conversations, status]
+        demo.load(on_load, [key], loaded)
+        key.change(on_load, [key], loaded)
         answering = []
         for trigger in (send_button.click, message.submit):
             event = trigger(send, [message, conversation, chatbot, key, *setting_inputs],

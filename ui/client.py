@@ -2,10 +2,13 @@
 list models and conversations, stream an answer into a conversation, regenerate, edit, rename, delete.
 
 Kept free of Gradio so it is tested directly against a live server, and so any other front end can reuse it.
+Asynchronous, so that cancelling the task that streams an answer (the Stop button) closes the connection at
+once, and the server aborts the generation.
 """
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from types import TracebackType
 from typing import Any
 
 import openai
@@ -59,72 +62,84 @@ class ConversationSummary:
 
 
 class ChatClient:
+    """One use: `async with ChatClient(url, key) as chat: ...` (the HTTP connections close at the end)."""
+
     def __init__(self, server_url: str, api_key: str | None = None, timeout: float = 600) -> None:
         self.server_url = server_url.rstrip("/")
         base = self.server_url if self.server_url.endswith("/v1") else f"{self.server_url}/v1"
         # The server ignores the key when it has none configured; the client library insists on one.
-        self.openai = openai.OpenAI(base_url=base, api_key=api_key or "no-key", max_retries=0, timeout=timeout)
+        self.openai = openai.AsyncOpenAI(base_url=base, api_key=api_key or "no-key", max_retries=0, timeout=timeout)
 
-    def _call(self, function: Any, *args: Any, **kwargs: Any) -> Any:
+    async def __aenter__(self) -> "ChatClient":
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                        traceback: TracebackType | None) -> None:
+        await self.openai.close()
+
+    async def _call(self, function: Any, *args: Any, **kwargs: Any) -> Any:
         try:
-            return function(*args, **kwargs)
+            return await function(*args, **kwargs)
         except openai.APIError as exc:
             raise readable(exc) from exc
 
-    def models(self) -> list[ModelInfo]:
-        page = self._call(self.openai.models.list)
+    async def models(self) -> list[ModelInfo]:
+        page = await self._call(self.openai.models.list)
         return [
             ModelInfo(card.id, (card.model_extra or {}).get("max_model_len", 0),
                       (card.model_extra or {}).get("default_sampling", {}))
             for card in page.data
         ]
 
-    def conversations(self, limit: int = 100) -> list[ConversationSummary]:
+    async def conversations(self, limit: int = 100) -> list[ConversationSummary]:
         """The caller's conversations, most recently active first (the server's listing extension)."""
-        reply = self._call(self.openai.get, "/conversations", cast_to=object, options={"params": {"limit": limit}})
+        reply = await self._call(self.openai.get, "/conversations", cast_to=object,
+                                 options={"params": {"limit": limit}})
         return [
             ConversationSummary(c["id"], c["metadata"].get(TITLE_KEY) or c.get("preview") or UNTITLED,
                                 c.get("updated_at", c["created_at"]))
             for c in reply["data"]
         ]
 
-    def new_conversation(self, title: str | None = None) -> str:
+    async def new_conversation(self, title: str | None = None) -> str:
         metadata = {TITLE_KEY: title[:512]} if title else {}
-        return self._call(self.openai.conversations.create, metadata=metadata).id
+        return (await self._call(self.openai.conversations.create, metadata=metadata)).id
 
-    def rename(self, conversation_id: str, title: str) -> None:
-        self._call(self.openai.conversations.update, conversation_id, metadata={TITLE_KEY: title[:512]})
+    async def rename(self, conversation_id: str, title: str) -> None:
+        await self._call(self.openai.conversations.update, conversation_id, metadata={TITLE_KEY: title[:512]})
 
-    def delete(self, conversation_id: str) -> None:
-        self._call(self.openai.conversations.delete, conversation_id)
+    async def delete(self, conversation_id: str) -> None:
+        await self._call(self.openai.conversations.delete, conversation_id)
 
-    def _items(self, conversation_id: str) -> list[Any]:
+    async def items(self, conversation_id: str) -> list[Any]:
+        """Every stored item, oldest first (the client follows the pages)."""
         try:
-            return list(self.openai.conversations.items.list(conversation_id, order="asc", limit=100))
+            return [item async for item in self.openai.conversations.items.list(conversation_id, order="asc",
+                                                                                  limit=100)]
         except openai.APIError as exc:
             raise readable(exc) from exc
 
-    def messages(self, conversation_id: str) -> list[dict[str, str]]:
+    async def messages(self, conversation_id: str) -> list[dict[str, str]]:
         """The conversation as chat messages (role, content), oldest first; instructions left out."""
         return [
             {"role": item.role, "content": "".join(part.text for part in item.content)}
-            for item in self._items(conversation_id)
+            for item in await self.items(conversation_id)
             if item.type == "message" and item.role in ("user", "assistant")
         ]
 
-    def stream_reply(self, conversation_id: str, text: str, settings: Settings) -> Iterator[str]:
-        """Send one user message into the conversation; yields the answer's text as it grows. Closing the
-        iterator (the Stop button) closes the connection, and the server aborts the generation."""
+    async def stream_reply(self, conversation_id: str, text: str, settings: Settings) -> AsyncIterator[str]:
+        """Send one user message into the conversation; yields the answer's text as it grows. Cancelling or
+        closing the iterator closes the connection, and the server aborts the generation."""
         extra = {"repetition_penalty": settings.repetition_penalty} if settings.repetition_penalty else None
         request: dict[str, Any] = {
             "conversation": conversation_id, "input": text, "stream": True,
             "temperature": settings.temperature, "top_p": settings.top_p, "max_output_tokens": settings.max_tokens,
             "instructions": settings.system_prompt or None, "model": settings.model, "extra_body": extra,
         }
-        stream = self._call(self.openai.responses.create, **{k: v for k, v in request.items() if v is not None})
+        stream = await self._call(self.openai.responses.create, **{k: v for k, v in request.items() if v is not None})
         answer = ""
         try:
-            for event in stream:
+            async for event in stream:
                 if event.type == "response.output_text.delta":
                     answer += event.delta
                     yield answer
@@ -136,15 +151,15 @@ class ChatClient:
         except openai.APIError as exc:
             raise readable(exc) from exc
         finally:
-            stream.close()
+            await stream.close()
 
-    def take_back_last_turn(self, conversation_id: str) -> str | None:
+    async def take_back_last_turn(self, conversation_id: str) -> str | None:
         """Delete the last user message and everything after it; returns its text (None if there is none).
         Regenerate resends it as is, edit-and-resend with new text."""
-        items = self._items(conversation_id)
+        items = await self.items(conversation_id)
         last_user = next((i for i in range(len(items) - 1, -1, -1) if items[i].role == "user"), None)
         if last_user is None:
             return None
         for item in reversed(items[last_user:]):
-            self._call(self.openai.conversations.items.delete, item.id, conversation_id=conversation_id)
+            await self._call(self.openai.conversations.items.delete, item.id, conversation_id=conversation_id)
         return "".join(part.text for part in items[last_user].content)

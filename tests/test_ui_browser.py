@@ -1,0 +1,204 @@
+"""The chat page in a real headless Chromium (Debian's chromium + chromedriver, driven by Selenium), against
+`lima ui` and a live server with API keys. Screenshots go to artifacts/ui/."""
+
+import asyncio
+import re
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+
+from tests.conftest import API_KEYS, REPO
+from tests.live_server import LiveServer
+from tests.metrics_scrape import scrape, total
+from ui.client import ChatClient
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+SCREENSHOTS = REPO / "artifacts" / "ui"
+T = TypeVar("T")
+# Every distinct text the last answer bubble shows, recorded by the page itself at each DOM change.
+RECORD_ANSWER_TEXTS = """
+window.answerTexts = [];
+new MutationObserver(() => {
+  const bubbles = document.querySelectorAll("#chat [data-testid='bot']");
+  const text = bubbles.length ? bubbles[bubbles.length - 1].innerText : "";
+  if (text && window.answerTexts[window.answerTexts.length - 1] !== text) window.answerTexts.push(text);
+}).observe(document.querySelector("#chat"), {subtree: true, childList: true, characterData: true});
+"""
+
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
+    reason="Debian's chromium and chromium-driver are not installed; `make test` installs them with apt-get "
+    "when run as root on Debian (the UI's client logic is still tested in test_ui_client.py)",
+)
+
+
+def start_page(server_url: str, extra: list[str], factory: pytest.TempPathFactory) -> LiveServer:
+    command = [sys.executable, "-m", "lima.cli", "ui", "--server-url", server_url, *extra]
+    return LiveServer([], factory.mktemp("logs") / "ui.log", command=command, ready_path="/").wait_ready(120)
+
+
+@pytest.fixture(scope="module")
+def page(replicas: tuple[LiveServer, LiveServer], tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """`lima ui` for alice, on a free port, talking to replica A (tiny model, API keys) through its public API."""
+    ui = start_page(replicas[0].url, ["--api-key", API_KEYS["alice"]], tmp_path_factory)
+    yield ui
+    ui.stop()
+
+
+@pytest.fixture(scope="module")
+def default_page(default_server: LiveServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """`lima ui` on the embedded default model (no keys): it writes long answers, long enough to stop one."""
+    ui = start_page(default_server.url, [], tmp_path_factory)
+    yield ui
+    ui.stop()
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[WebDriver]:
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    # As root in a container, on a closed network: no sandbox, no background calls home, a fresh profile.
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,860"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    yield driver
+    driver.quit()
+
+
+def until(condition: Callable[[], T], timeout: float = 60, every: float = 0.05) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if result := condition():
+                return result
+        except WebDriverException:
+            pass
+        assert time.monotonic() < deadline, "the page did not get there in time"
+        time.sleep(every)
+
+
+def call(server: LiveServer, method: str, *args: Any, key: str | None = None) -> Any:
+    """One ChatClient call on the server's public API, to check what the page did."""
+    async def run() -> Any:
+        async with ChatClient(server.url, key) as chat:
+            return await getattr(chat, method)(*args)
+
+    return asyncio.run(run())
+
+
+def letters(text: str) -> str:
+    """Text without what Markdown rendering may change (symbols, spacing): the tiny model writes noise."""
+    return re.sub(r"\W", "", text)
+
+
+def bot_texts(driver: WebDriver) -> list[str]:
+    return [element.text for element in driver.find_elements(By.CSS_SELECTOR, "#chat [data-testid='bot']")]
+
+
+def user_texts(driver: WebDriver) -> list[str]:
+    return [element.text for element in driver.find_elements(By.CSS_SELECTOR, "#chat [data-testid='user']")]
+
+
+def sidebar_entry(driver: WebDriver, title: str) -> list:
+    return driver.find_elements(By.CSS_SELECTOR, f"#conversations label[data-testid='{title}-radio-label']")
+
+
+def send(driver: WebDriver, text: str) -> None:
+    until(lambda: driver.find_element(By.CSS_SELECTOR, "#message textarea")).send_keys(text)
+    driver.find_element(By.CSS_SELECTOR, "#send").click()
+
+
+def test_chat_reload_reopen_delete(page: LiveServer, browser: WebDriver,
+                                        replicas: tuple[LiveServer, LiveServer]) -> None:
+    server = replicas[0]
+
+    def api(method: str, *args: Any) -> Any:
+        return call(server, method, *args, key=API_KEYS["alice"])
+
+    question = f"Hello from Chromium {uuid.uuid4().hex[:6]}"
+    browser.get(page.url)
+    until(lambda: browser.find_element(By.CSS_SELECTOR, "#chat"))
+    browser.execute_script(RECORD_ANSWER_TEXTS)
+    send(browser, question)
+
+    conversation_id = until(lambda: next((c.id for c in api("conversations") if c.title == question), None))
+    stored: list[dict[str, str]] = []
+
+    def answered() -> bool:
+        stored[:] = api("messages", conversation_id)
+        shown = bot_texts(browser)
+        return len(stored) == 2 and bool(shown) and letters(shown[-1]) == letters(stored[1]["content"])
+
+    until(answered)
+    # The answer streamed: the page showed it growing, several versions, before it was complete.
+    seen = browser.execute_script("return window.answerTexts")
+    assert len(seen) >= 2 and letters(seen[-1]) == letters(stored[1]["content"]), seen
+    assert user_texts(browser) == [question]
+    browser.save_screenshot(str(SCREENSHOTS / "01-streamed-answer.png"))
+
+    # Reload: the conversation is in the sidebar (server-side history), opening it shows the exchange.
+    browser.refresh()
+    entry = until(lambda: sidebar_entry(browser, question))
+    assert bot_texts(browser) == []
+    browser.save_screenshot(str(SCREENSHOTS / "02-after-reload.png"))
+    entry[0].click()
+    until(lambda: user_texts(browser) == [question]
+          and [letters(text) for text in bot_texts(browser)] == [letters(stored[1]["content"])])
+    browser.save_screenshot(str(SCREENSHOTS / "03-reopened.png"))
+
+    # Delete: gone from the sidebar and from the server.
+    browser.find_element(By.CSS_SELECTOR, "#delete").click()
+    until(lambda: not sidebar_entry(browser, question))
+    assert conversation_id not in {c.id for c in api("conversations")}
+    browser.save_screenshot(str(SCREENSHOTS / "04-deleted.png"))
+
+
+def test_server_errors_show_in_the_chat(page: LiveServer, browser: WebDriver) -> None:
+    browser.get(page.url)
+    until(lambda: browser.find_element(By.CSS_SELECTOR, "#message textarea"))
+    send(browser, "word " * 700)  # over the tiny model's 512-token context, even with every turn dropped
+    message = until(lambda: next((t for t in bot_texts(browser) if t.startswith("⚠️")), None))
+    assert "maximum context length" in message and "Traceback" not in message
+    browser.save_screenshot(str(SCREENSHOTS / "05-error-in-chat.png"))
+
+
+def test_stop_aborts_generation_on_the_server(default_page: LiveServer, browser: WebDriver,
+                                              default_server: LiveServer) -> None:
+    def api(method: str, *args: Any) -> Any:
+        return call(default_server, method, *args)
+
+    browser.get(default_page.url)
+    # First a whole answer from the real model: the README's screenshot.
+    send(browser, "What are three tips for a first marathon?")
+    until(lambda: any(c.title.startswith("What are three tips") and len(api("messages", c.id)) == 2
+                      for c in api("conversations")), timeout=300)
+    until(lambda: sidebar_entry(browser, "What are three tips for a first marathon?"))  # listed after the answer
+    browser.save_screenshot(str(SCREENSHOTS / "00-default-model.png"))
+
+    browser.find_element(By.CSS_SELECTOR, "#new-chat").click()
+    until(lambda: not bot_texts(browser))
+    question = f"Write a long story about a lighthouse keeper ({uuid.uuid4().hex[:6]})."
+    send(browser, question)
+    until(lambda: bot_texts(browser) and len(bot_texts(browser)[-1]) > 20, timeout=120)
+    browser.find_element(By.CSS_SELECTOR, "#stop").click()
+    conversation_id = until(lambda: next((c.id for c in api("conversations") if c.title == question), None))
+    items = until(lambda: (found := api("items", conversation_id)) and len(found) == 2 and found)
+    # The server stopped generating when the page let go of the stream, and kept the partial answer.
+    assert items[1].status == "incomplete", items[1].model_extra
+    assert items[1].model_extra["finish_reason"] is None and items[1].model_extra["tokens"] < 2048
+    until(lambda: total(scrape(default_server.url), "vllm:num_requests_running") == 0, timeout=10)
+    browser.save_screenshot(str(SCREENSHOTS / "06-stopped.png"))
