@@ -171,7 +171,8 @@ def build_ui(server_url: str, api_key: str | None = None) -> gr.Blocks:
 
         loaded = [model, temperature, top_p, max_tokens, repetition_penalty, conversations, status]
         demo.load(on_load, [key], loaded)
-        key.change(on_load, [key], loaded)
+        for key_entered in (key.submit, key.blur):  # not on every keystroke
+            key_entered(on_load, [key], loaded)
         answering = []
         for trigger in (send_button.click, message.submit):
             event = trigger(send, [message, conversation, chatbot, key, *setting_inputs],
