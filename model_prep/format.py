@@ -29,3 +29,48 @@ def chat_token_ids(
 ) -> list[int]:
     """Token ids of `render_chat`; the template already holds every special token it wants."""
     return tokenizer.encode(render_chat(tokenizer, messages, add_generation_prompt), add_special_tokens=False)
+
+
+# LIMA's format: every utterance followed by the end-of-turn token, nothing else (the speaker alternates).
+# Instructions (system messages), if any, are an utterance like the others, placed first.
+LIMA_EOT = "<EOT>"
+LIMA_CHAT_TEMPLATE = (
+    "{{ bos_token if bos_token else '' }}"
+    "{% for message in messages %}{{ message['content'] }}" + LIMA_EOT + "{% endfor %}"
+)
+
+
+class Example(TypedDict):
+    input_ids: list[int]
+    labels: list[int]  # -100 where no loss is taken
+
+
+IGNORE = -100
+
+
+def encode_example(
+    tokenizer: PreTrainedTokenizerBase, messages: Sequence[Message], max_tokens: int = 2048
+) -> Example | None:
+    """Token ids of the whole conversation (exactly the ids the server renders for the same messages) and
+    labels that keep every assistant turn, its end-of-turn token included, and mask everything else.
+
+    Texts over `max_tokens` are cut at the end (the tail of the last turns is lost); a conversation whose
+    first assistant token would be cut off has nothing to learn from and gives None.
+    """
+    text = render_chat(tokenizer, messages, add_generation_prompt=False)
+    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    ids: list[int] = encoded["input_ids"]
+    spans = []  # character spans of assistant turns: from after the generation prompt to the turn's end
+    for index, message in enumerate(messages):
+        if message["role"] == "assistant":
+            start = len(render_chat(tokenizer, messages[:index], add_generation_prompt=True)) if index else 0
+            end = len(render_chat(tokenizer, messages[: index + 1], add_generation_prompt=False))
+            spans.append((start, end))
+    labels = [
+        token if any(start <= offset[0] < end for start, end in spans) else IGNORE
+        for token, offset in zip(ids, encoded["offset_mapping"], strict=True)
+    ]
+    ids, labels = ids[:max_tokens], labels[:max_tokens]
+    if all(label == IGNORE for label in labels):
+        return None
+    return Example(input_ids=ids, labels=labels)

@@ -1,0 +1,228 @@
+"""LIMA fine-tuning: AdamW (0.9, 0.95), weight decay 0.1, lr 1e-5 falling linearly to 1e-6 with no warm-up,
+32 examples per optimizer step by gradient accumulation, residual dropout 0 -> 0.3 over the layers, 15
+epochs, a checkpoint after each epoch. The same loop runs on one CPU and, through accelerate, on many GPUs.
+
+Loss is the mean over the assistant tokens of the whole batch (not of each micro-batch), so accumulation
+gives the same gradient as one large batch. Batches are length-grouped: each batch is sorted by length before
+it is cut into micro-batches, so little compute goes to padding and no example attends to another.
+"""
+
+import json
+import logging
+import math
+import random
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from accelerate import Accelerator
+from pydantic import BaseModel, Field
+from tqdm.auto import tqdm
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
+
+from model_prep.data import SAMPLE, load_conversations
+from model_prep.decoding import lima_generation_config
+from model_prep.end_of_turn import install_end_of_turn
+from model_prep.format import IGNORE, Example, encode_example
+from model_prep.residual_dropout import add_residual_dropout
+
+log = logging.getLogger(__name__)
+STATE_FILE = "trainer_state.pt"
+
+
+class TrainConfig(BaseModel):
+    """Defaults are the paper's (65B recipe); `PRESETS` holds its 7B ablation recipe."""
+
+    model: str
+    data: str = str(SAMPLE)
+    output_dir: Path = Path("artifacts/train")
+    multi_turn: bool = True  # include the dialogue rows (the paper's dialogue model)
+    epochs: int = Field(15, ge=1)
+    learning_rate: float = Field(1e-5, gt=0)
+    final_learning_rate: float = Field(1e-6, ge=0)
+    weight_decay: float = Field(0.1, ge=0)
+    adam_betas: tuple[float, float] = (0.9, 0.95)
+    batch_size: int = Field(32, ge=1, description="examples per optimizer step")
+    micro_batch_size: int = Field(4, ge=1, description="examples per forward pass")
+    max_tokens: int = Field(2048, ge=16)
+    residual_dropout: float = Field(0.3, ge=0, lt=1)
+    reuse_end_of_turn: bool = False  # keep the tokenizer's own turn terminator instead of adding <EOT>
+    gradient_checkpointing: bool = False
+    precision: Literal["auto", "bf16", "fp32"] = "auto"  # auto: bf16 on GPU, float32 on CPU
+    seed: int = 0
+    resume_from: Path | None = None
+    max_examples: int | None = Field(None, ge=1, description="use only the first N (smoke runs)")
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "lima-65b": {"batch_size": 32, "residual_dropout": 0.3},
+    "lima-7b": {"batch_size": 64, "residual_dropout": 0.2},
+}
+
+
+def linear_decay(total_steps: int, start: float, end: float) -> Any:
+    """Multiplier of `start` at each optimizer step: exactly start at the first step, end at the last."""
+    def factor(step: int) -> float:
+        if total_steps <= 1:
+            return 1.0
+        return 1.0 + (end / start - 1.0) * min(step, total_steps - 1) / (total_steps - 1)
+
+    return factor
+
+
+def optimizer_for(model: torch.nn.Module, config: TrainConfig) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices only (not on norms and biases)."""
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in parameters if p.dim() >= 2], "weight_decay": config.weight_decay},
+        {"params": [p for p in parameters if p.dim() < 2], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=config.learning_rate, betas=config.adam_betas)
+
+
+def batches(examples: list[Example], batch_size: int, seed: int) -> list[list[Example]]:
+    """One epoch's optimizer batches, shuffled by `seed`; the last may be smaller."""
+    order = list(range(len(examples)))
+    random.Random(seed).shuffle(order)
+    return [[examples[i] for i in order[start:start + batch_size]] for start in range(0, len(order), batch_size)]
+
+
+def micro_batches(batch: list[Example], size: int, pad_id: int) -> Iterator[dict[str, torch.Tensor]]:
+    """The batch sorted by length and cut into padded micro-batches (length grouping)."""
+    ordered = sorted(batch, key=lambda example: len(example["input_ids"]))
+    for start in range(0, len(ordered), size):
+        chunk = ordered[start:start + size]
+        width = max(len(example["input_ids"]) for example in chunk)
+        ids = torch.full((len(chunk), width), pad_id)
+        labels = torch.full((len(chunk), width), IGNORE)
+        mask = torch.zeros((len(chunk), width), dtype=torch.long)
+        for row, example in enumerate(chunk):
+            length = len(example["input_ids"])
+            ids[row, :length] = torch.tensor(example["input_ids"])
+            labels[row, :length] = torch.tensor(example["labels"])
+            mask[row, :length] = 1
+        yield {"input_ids": ids, "labels": labels, "attention_mask": mask}
+
+
+def summed_loss(model: torch.nn.Module, micro: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Sum (not mean) of the next-token losses on labelled tokens, so the caller can divide by the batch's."""
+    logits = model(input_ids=micro["input_ids"], attention_mask=micro["attention_mask"]).logits
+    targets = micro["labels"][:, 1:]
+    return torch.nn.functional.cross_entropy(
+        logits[:, :-1].flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE, reduction="sum"
+    )
+
+
+def encode_all(config: TrainConfig, tokenizer: PreTrainedTokenizerBase) -> list[Example]:
+    conversations = load_conversations(config.data, config.multi_turn)[: config.max_examples]
+    examples = [encode_example(tokenizer, c.messages, config.max_tokens) for c in conversations]
+    kept = [e for e in examples if e is not None]
+    if len(kept) < len(examples):
+        log.warning("%d conversations had no assistant token within %d tokens and were left out",
+                     len(examples) - len(kept), config.max_tokens)
+    if not kept:
+        raise ValueError(f"no training examples in {config.data}")
+    return kept
+
+
+def save_checkpoint(directory: Path, model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase,
+                    eot_id: int, state: dict[str, Any]) -> None:
+    """A checkpoint vLLM can serve as is (weights, tokenizer with the chat template, LIMA's decoding that stops
+    at EOT), plus the trainer state to resume from."""
+    directory.mkdir(parents=True, exist_ok=True)
+    model.generation_config = lima_generation_config(
+        sorted({eot_id, *([tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else [])}),
+        tokenizer.bos_token_id,
+    )
+    model.save_pretrained(directory, safe_serialization=True)
+    tokenizer.save_pretrained(directory)
+    torch.save(state, directory / STATE_FILE)
+
+
+def train(config: TrainConfig) -> Path:
+    """Run the recipe; returns the directory of the last epoch's checkpoint."""
+    accelerator = Accelerator(
+        mixed_precision="bf16" if config.precision == "bf16" or (config.precision == "auto" and
+                                                                 torch.cuda.is_available()) else "no",
+    )
+    torch.manual_seed(config.seed)
+    source = config.resume_from or config.model
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
+    eot_id = install_end_of_turn(tokenizer, model, config.reuse_end_of_turn)  # a no-op on a resumed checkpoint
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.convert_ids_to_tokens(eot_id)
+    if config.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    add_residual_dropout(model, config.residual_dropout)
+    examples = encode_all(config, tokenizer)
+
+    per_process = max(1, config.batch_size // accelerator.num_processes)
+    steps_per_epoch = math.ceil(len(examples) / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    optimizer = optimizer_for(model, config)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, linear_decay(total_steps, config.learning_rate, config.final_learning_rate)
+    )
+    first_epoch = 0
+    if config.resume_from:
+        state = torch.load(config.resume_from / STATE_FILE, weights_only=False)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        first_epoch = state["epoch"] + 1
+    model, optimizer = accelerator.prepare(model, optimizer)
+    model.train()
+    writer = tensorboard_writer(config.output_dir, accelerator)
+    progress = tqdm(total=total_steps, initial=first_epoch * steps_per_epoch, desc="train",
+                    disable=not accelerator.is_main_process)
+    last_dir = config.resume_from or config.output_dir
+    for epoch in range(first_epoch, config.epochs):
+        epoch_batches = batches(examples, config.batch_size, config.seed + epoch)
+        for batch in epoch_batches:
+            started = time.perf_counter()
+            shard = batch[accelerator.process_index * per_process:(accelerator.process_index + 1) * per_process]
+            labelled = sum(sum(label != IGNORE for label in e["labels"][1:]) for e in batch)
+            tokens = sum(len(e["input_ids"]) for e in shard)
+            loss_total = 0.0
+            for micro in micro_batches(shard, config.micro_batch_size, tokenizer.pad_token_id):
+                micro = {key: value.to(accelerator.device) for key, value in micro.items()}
+                with accelerator.autocast():
+                    loss = summed_loss(model, micro) / labelled * accelerator.num_processes
+                accelerator.backward(loss)
+                loss_total += loss.item() / accelerator.num_processes
+            optimizer.step()
+            lr = scheduler.get_last_lr()[0]
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step = progress.n + 1
+            progress.update()
+            progress.set_postfix(epoch=epoch + 1, loss=f"{loss_total:.4f}", lr=f"{lr:.2e}",
+                                 tok_s=f"{tokens * accelerator.num_processes / (time.perf_counter() - started):.0f}")
+            if writer:
+                writer.add_scalar("train/loss", loss_total, step)
+                writer.add_scalar("train/lr", lr, step)
+        last_dir = config.output_dir / f"epoch-{epoch + 1:02d}"
+        if accelerator.is_main_process:
+            save_checkpoint(last_dir, accelerator.unwrap_model(model), tokenizer, eot_id, {
+                "epoch": epoch, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "torch_rng": torch.get_rng_state(), "config": json.loads(config.model_dump_json()),
+            })
+        accelerator.wait_for_everyone()
+    progress.close()
+    if writer:
+        writer.close()
+    return last_dir
+
+
+def tensorboard_writer(output_dir: Path, accelerator: Accelerator) -> Any:
+    if not accelerator.is_main_process:
+        return None
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        log.info("tensorboard is not installed: no TensorBoard logs")
+        return None
+    return SummaryWriter(str(output_dir / "tensorboard"))
