@@ -84,6 +84,36 @@ def serve(argv: Sequence[str]) -> int:
     return 0
 
 
+def add_train_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field (booleans as --x/--no-x), all optional so the file and preset can fill in."""
+    from model_prep.train import PRESETS, TrainConfig
+
+    parser.add_argument("--preset", choices=sorted(PRESETS), help="the paper's 65B recipe or its 7B ablation recipe")
+    parser.add_argument("--config", type=Path, help="TOML or YAML file of the fields below")
+    for name, field in TrainConfig.model_fields.items():
+        flag = f"--{name.replace('_', '-')}"
+        if field.annotation is bool:
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=field.description)
+        elif name != "adam_betas":  # a pair: config file only
+            default = "required" if field.is_required() else f"default: {field.default}"
+            parser.add_argument(flag, default=None, help=f"{field.description or ''} ({default})".lstrip())
+
+
+def run_training(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from model_prep.train import TrainConfig, build_config, train
+
+    overrides = {name: getattr(args, name) for name in TrainConfig.model_fields if hasattr(args, name)}
+    try:
+        config = build_config(args.preset, args.config, overrides)
+    except (ValidationError, ValueError, OSError) as exc:
+        print(f"lima prep train: {exc}", file=sys.stderr)
+        return 2
+    print(f"lima prep train: last checkpoint {train(config)}")
+    return 0
+
+
 def prep(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="lima prep", description="Model preparation.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -93,7 +123,12 @@ def prep(argv: Sequence[str]) -> int:
     imp.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"])
     default = commands.add_parser("default-model", help="convert the embedded default model once; print its path")
     default.add_argument("--data-dir", type=Path)
+    train_parser = commands.add_parser(
+        "train", help="fine-tune with LIMA's recipe (defaults: the paper's); preset < --config < flags")
+    add_train_flags(train_parser)
     args = parser.parse_args(argv)
+    if args.command == "train":
+        return run_training(args)
 
     from model_prep.gguf_import import GGUFImportError, import_gguf
 

@@ -226,3 +226,25 @@ def tensorboard_writer(output_dir: Path, accelerator: Accelerator) -> Any:
         log.info("tensorboard is not installed: no TensorBoard logs")
         return None
     return SummaryWriter(str(output_dir / "tensorboard"))
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """A TOML or YAML file of TrainConfig fields."""
+    if path.suffix == ".toml":
+        import tomllib
+
+        return tomllib.loads(path.read_text())
+    if path.suffix in (".yaml", ".yml"):
+        import yaml
+
+        return yaml.safe_load(path.read_text()) or {}
+    raise ValueError(f"{path}: a config file is .toml, .yaml or .yml")
+
+
+def build_config(preset: str | None, config_file: Path | None, overrides: dict[str, Any]) -> TrainConfig:
+    """Preset, then the config file, then command-line flags: each later one wins."""
+    fields: dict[str, Any] = dict(PRESETS[preset]) if preset else {}
+    if config_file is not None:
+        fields.update(read_config_file(config_file))
+    fields.update({key: value for key, value in overrides.items() if value is not None})
+    return TrainConfig(**fields)

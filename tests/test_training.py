@@ -3,6 +3,8 @@ the learning-rate schedule, overfitting a few examples, and resume == uninterrup
 
 import itertools
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -169,3 +171,23 @@ def test_resume_matches_an_uninterrupted_run(tiny_model_dir: Path, tmp_path: Pat
     b = AutoModelForCausalLM.from_pretrained(resumed).state_dict()
     for name, tensor in a.items():
         assert torch.equal(tensor, b[name]), name
+
+
+def test_cli_preset_then_file_then_flags(tiny_model_dir: Path, tmp_path: Path) -> None:
+    config_file = tmp_path / "run.toml"
+    config_file.write_text(f'model = "{tiny_model_dir}"\nepochs = 1\nmax_examples = 2\nmax_tokens = 64\n'
+                           'residual_dropout = 0.1\nlearning_rate = 2e-5\n')
+    finished = subprocess.run(
+        [sys.executable, "-m", "lima.cli", "prep", "train", "--preset", "lima-7b", "--config", str(config_file),
+         "--learning-rate", "3e-5", "--no-multi-turn", "--output-dir", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    state = torch.load(tmp_path / "out" / "epoch-01" / "trainer_state.pt", weights_only=False)
+    used = state["config"]
+    assert used["batch_size"] == 64  # from the preset
+    assert used["residual_dropout"] == 0.1 and used["max_examples"] == 2  # the file beats the preset
+    assert used["learning_rate"] == 3e-5 and used["multi_turn"] is False  # flags beat the file
+    refused = subprocess.run([sys.executable, "-m", "lima.cli", "prep", "train", "--epochs", "0"],
+                             capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "epochs" in refused.stderr and "model" in refused.stderr
