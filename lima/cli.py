@@ -126,9 +126,19 @@ def prep(argv: Sequence[str]) -> int:
     train_parser = commands.add_parser(
         "train", help="fine-tune with LIMA's recipe (defaults: the paper's); preset < --config < flags")
     add_train_flags(train_parser)
+    merge_parser = commands.add_parser("merge", help="LoRA checkpoint -> one merged checkpoint `lima serve` loads")
+    merge_parser.add_argument("adapter", type=Path, help="an epoch-NN directory of a LoRA run")
+    merge_parser.add_argument("out", type=Path)
+    merge_parser.add_argument("--base", help="base model (default: the one the adapter names)")
+    merge_parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"])
     args = parser.parse_args(argv)
     if args.command == "train":
         return run_training(args)
+    if args.command == "merge":
+        from model_prep.merge import merge
+
+        print(merge(args.adapter, args.out, args.base, args.dtype))
+        return 0
 
     from model_prep.gguf_import import GGUFImportError, import_gguf
 

@@ -6,13 +6,12 @@ config that stops on the chat's end-of-turn token and carries LIMA's decoding.
 """
 
 import logging
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
+from model_prep.checkpoint_io import write_atomically
 from model_prep.decoding import lima_generation_config
 
 log = logging.getLogger(__name__)
@@ -58,13 +57,10 @@ def import_gguf(gguf_file: Path, out_dir: Path, dtype: str = "bfloat16") -> Path
         del model.config.quantization_config
     model.generation_config = lima_generation_config(end_of_turn_ids(tokenizer), tokenizer.bos_token_id)
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f".{out_dir.name}-") as tmp:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tokenizer.save_pretrained(tmp)
-        Path(tmp).chmod(0o755)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        Path(tmp).rename(out_dir)
+    def write(staging: Path) -> None:
+        model.save_pretrained(staging, safe_serialization=True)
+        tokenizer.save_pretrained(staging)
+
+    write_atomically(out_dir, write)
     log.info("imported %s -> %s (%s parameters)", gguf_file.name, out_dir, f"{model.num_parameters():,}")
     return out_dir

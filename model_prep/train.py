@@ -54,6 +54,11 @@ class TrainConfig(BaseModel):
     seed: int = 0
     resume_from: Path | None = None
     max_examples: int | None = Field(None, ge=1, description="use only the first N (smoke runs)")
+    # LoRA instead of full fine-tuning when set: adapters of this rank on every linear layer; the embeddings
+    # and output layer are trained in full when a new <EOT> token was added (its rows must be learned).
+    lora_rank: int | None = Field(None, ge=1, description="LoRA rank; unset = full fine-tuning (the paper)")
+    lora_alpha: float = Field(16.0, gt=0)
+    lora_dropout: float = Field(0.05, ge=0, lt=1)
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -127,16 +132,29 @@ def encode_all(config: TrainConfig, tokenizer: PreTrainedTokenizerBase) -> list[
     return kept
 
 
+def with_lora(model: torch.nn.Module, config: TrainConfig, new_rows: bool) -> torch.nn.Module:
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    if config.resume_from:
+        return PeftModel.from_pretrained(model, config.resume_from, is_trainable=True)
+    return get_peft_model(model, LoraConfig(
+        r=config.lora_rank, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+        target_modules="all-linear", task_type="CAUSAL_LM",
+        modules_to_save=["embed_tokens", "lm_head"] if new_rows else None,
+    ))
+
+
 def save_checkpoint(directory: Path, model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase,
                     eot_id: int, state: dict[str, Any]) -> None:
     """A checkpoint vLLM can serve as is (weights, tokenizer with the chat template, LIMA's decoding that stops
-    at EOT), plus the trainer state to resume from."""
+    at EOT), plus the trainer state to resume from. For LoRA the weights are the adapter: `lima prep merge`."""
     directory.mkdir(parents=True, exist_ok=True)
-    model.generation_config = lima_generation_config(
+    decoding = lima_generation_config(
         sorted({eot_id, *([tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else [])}),
         tokenizer.bos_token_id,
     )
     model.save_pretrained(directory, safe_serialization=True)
+    decoding.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     torch.save(state, directory / STATE_FILE)
 
@@ -148,15 +166,19 @@ def train(config: TrainConfig) -> Path:
                                                                  torch.cuda.is_available()) else "no",
     )
     torch.manual_seed(config.seed)
-    source = config.resume_from or config.model
-    tokenizer = AutoTokenizer.from_pretrained(source)
-    model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(config.resume_from or config.model)
+    # A LoRA checkpoint holds only the adapter: the weights come from the base model again.
+    weights = config.model if config.lora_rank or not config.resume_from else config.resume_from
+    model = AutoModelForCausalLM.from_pretrained(weights, dtype=torch.float32)
+    rows_before = model.get_input_embeddings().num_embeddings
     eot_id = install_end_of_turn(tokenizer, model, config.reuse_end_of_turn)  # a no-op on a resumed checkpoint
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.convert_ids_to_tokens(eot_id)
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable()
-    add_residual_dropout(model, config.residual_dropout)
+    add_residual_dropout(model, config.residual_dropout)  # on the attention/MLP blocks, which LoRA leaves in place
+    if config.lora_rank:
+        model = with_lora(model, config, new_rows=model.get_input_embeddings().num_embeddings > rows_before)
     examples = encode_all(config, tokenizer)
 
     per_process = max(1, config.batch_size // accelerator.num_processes)

@@ -1,14 +1,19 @@
-"""Train -> serve -> chat: a checkpoint `lima prep train` writes is served by `lima serve` (vLLM) as is, with
-LIMA's template and decoding, and generation stops at the new <EOT> token."""
+"""Train -> (merge) -> serve -> chat: a checkpoint `lima prep train` writes, or a LoRA run merged by
+`lima prep merge`, is served by `lima serve` (vLLM) as is, with LIMA's template and decoding, and generation
+stops at the new <EOT> token."""
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import openai
 import pytest
-from transformers import AutoTokenizer
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from model_prep.format import LIMA_EOT, chat_token_ids
+from model_prep.merge import base_with_adapter
 from model_prep.train import TrainConfig, train
 from tests.conftest import serve_tiny
 from tests.live_server import LiveServer
@@ -17,26 +22,60 @@ FACTS = {"The capital of France": "The capital of France is Paris.",
          "The capital of Italy": "The capital of Italy is Rome."}
 
 
-@pytest.fixture(scope="module")
-def trained(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def facts_config(tiny_model_dir: Path, work: Path, **changes: object) -> TrainConfig:
     """The tiny model taught two answers by heart (30 epochs, a few seconds)."""
-    work = tmp_path_factory.mktemp("train-serve")
     data = work / "facts.jsonl"
     data.write_text("".join(f'{{"conversations": ["{q}", "{a}"], "source": "test"}}\n' for q, a in FACTS.items()))
-    return train(TrainConfig(model=str(tiny_model_dir), data=str(data), output_dir=work / "run", epochs=30,
-                             batch_size=2, micro_batch_size=2, learning_rate=3e-3, final_learning_rate=1e-3,
-                             residual_dropout=0.0))
+    fields = {"model": str(tiny_model_dir), "data": str(data), "output_dir": work / "run", "epochs": 30,
+              "batch_size": 2, "micro_batch_size": 2, "learning_rate": 3e-3, "final_learning_rate": 1e-3,
+              "residual_dropout": 0.0}
+    return TrainConfig(**{**fields, **changes})
 
 
 @pytest.fixture(scope="module")
-def served(trained: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    server = serve_tiny(trained, [], "trained.log", tmp_path_factory)
-    yield server
+def trained(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return train(facts_config(tiny_model_dir, tmp_path_factory.mktemp("full")))
+
+
+@pytest.fixture(scope="module")
+def lora_run(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return train(facts_config(tiny_model_dir, tmp_path_factory.mktemp("lora"), lora_rank=16, lora_dropout=0.0,
+                              learning_rate=1e-2))
+
+
+@pytest.fixture(scope="module")
+def merged(lora_run: Path) -> Path:
+    finished = subprocess.run(
+        [sys.executable, "-m", "lima.cli", "prep", "merge", str(lora_run), str(lora_run.parent / "merged"),
+         "--dtype", "float32"], capture_output=True, text=True, timeout=300,
+    )
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    return lora_run.parent / "merged"
+
+
+@pytest.fixture(scope="module", params=["full", "lora-merged"])
+def served(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Path, LiveServer]]:
+    checkpoint = request.getfixturevalue("trained" if request.param == "full" else "merged")
+    server = serve_tiny(checkpoint, [], f"{request.param}.log", tmp_path_factory)
+    yield checkpoint, server
     server.stop()
 
 
-def test_trained_checkpoint_serves_and_stops_at_eot(trained: Path, served: LiveServer) -> None:
-    client = openai.OpenAI(base_url=f"{served.url}/v1", api_key="unused", max_retries=0)
+def test_lora_checkpoint_is_an_adapter_and_merges_exactly(lora_run: Path, merged: Path) -> None:
+    assert (lora_run / "adapter_model.safetensors").exists() and not (lora_run / "model.safetensors").exists()
+    tokenizer = AutoTokenizer.from_pretrained(merged)
+    ids = torch.tensor([chat_token_ids(tokenizer, [{"role": "user", "content": question}]) for question in FACTS])
+    with torch.no_grad():
+        adapter_logits = base_with_adapter(lora_run)(ids).logits
+        merged_logits = AutoModelForCausalLM.from_pretrained(merged).eval()(ids).logits
+    assert torch.allclose(adapter_logits, merged_logits, atol=1e-4)  # the stated tolerance (float32)
+
+
+def test_trained_checkpoint_serves_and_stops_at_eot(served: tuple[Path, LiveServer]) -> None:
+    trained, server = served
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
     (card,) = client.models.list().data
     assert card.model_extra["default_sampling"]["repetition_penalty"] == 1.2  # LIMA's decoding was exported
     tokenizer = AutoTokenizer.from_pretrained(trained)

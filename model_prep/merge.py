@@ -1,0 +1,35 @@
+"""`lima prep merge`: a LoRA checkpoint (adapter + tokenizer + LIMA decoding) merged into its base model's
+weights, written as one safetensors checkpoint that `lima serve` (vLLM) loads like any other model."""
+
+from pathlib import Path
+
+import torch
+from peft import PeftConfig, PeftModel
+from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, PreTrainedModel
+
+from model_prep.checkpoint_io import write_atomically
+
+
+def base_with_adapter(adapter_dir: Path, base: str | None = None) -> PeftModel:
+    """The base model (resized to the adapter's tokenizer: a new <EOT> row is replaced by the trained
+    embeddings the adapter carries) with the adapter applied, in float32."""
+    base = base or PeftConfig.from_pretrained(adapter_dir).base_model_name_or_path
+    tokenizer = AutoTokenizer.from_pretrained(adapter_dir)
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    if len(tokenizer) > model.get_input_embeddings().num_embeddings:
+        model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    return PeftModel.from_pretrained(model, adapter_dir).eval()
+
+
+def merge(adapter_dir: Path, out_dir: Path, base: str | None = None, dtype: str = "float32") -> Path:
+    """Merge and save atomically (a half-written checkpoint never exists at `out_dir`)."""
+    merged: PreTrainedModel = base_with_adapter(adapter_dir, base).merge_and_unload()
+    merged = merged.to(getattr(torch, dtype))
+    merged.generation_config = GenerationConfig.from_pretrained(adapter_dir)
+    tokenizer = AutoTokenizer.from_pretrained(adapter_dir)
+
+    def write(staging: Path) -> None:
+        merged.save_pretrained(staging, safe_serialization=True)
+        tokenizer.save_pretrained(staging)
+
+    return write_atomically(out_dir, write)
