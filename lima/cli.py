@@ -131,7 +131,21 @@ def prep(argv: Sequence[str]) -> int:
     merge_parser.add_argument("out", type=Path)
     merge_parser.add_argument("--base", help="base model (default: the one the adapter names)")
     merge_parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"])
+    chooser = commands.add_parser("select", help="dev answers of every epoch side by side; name the checkpoint")
+    chooser.add_argument("run", type=Path, help="the training output directory")
+    chooser.add_argument("--epoch", type=int, help="choose this epoch (the paper chose by hand)")
+    chooser.add_argument("--rule", default="lowest-dev-loss", choices=["lowest-dev-loss", "latest"])
+    chooser.add_argument("--from", dest="first", type=int, default=5, help="first epoch of the window (5)")
+    chooser.add_argument("--to", dest="last", type=int, default=10, help="last epoch of the window (10)")
     args = parser.parse_args(argv)
+    if args.command == "select":
+        from model_prep.select import select
+
+        try:
+            print(select(args.run, args.epoch, args.rule, args.first, args.last))
+        except (FileNotFoundError, ValueError) as exc:
+            parser.error(str(exc))
+        return 0
     if args.command == "train":
         return run_training(args)
     if args.command == "merge":

@@ -12,7 +12,6 @@ import logging
 import math
 import random
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -22,8 +21,10 @@ from pydantic import BaseModel, Field
 from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
+from model_prep.batching import micro_batches, summed_loss
 from model_prep.data import SAMPLE, load_conversations
 from model_prep.decoding import lima_generation_config
+from model_prep.dev_set import DevSet, evaluate
 from model_prep.end_of_turn import install_end_of_turn
 from model_prep.format import IGNORE, Example, encode_example
 from model_prep.residual_dropout import add_residual_dropout
@@ -59,6 +60,10 @@ class TrainConfig(BaseModel):
     lora_rank: int | None = Field(None, ge=1, description="LoRA rank; unset = full fine-tuning (the paper)")
     lora_alpha: float = Field(16.0, gt=0)
     lora_dropout: float = Field(0.05, ge=0, lt=1)
+    # The paper's checkpoint choice: after each epoch, dev loss and sampled answers (LIMA decoding) to the dev
+    # prompts are saved in epoch-NN/dev.json, for `lima prep select`.
+    dev_data: str | None = Field(None, description="LIMA-format dev rows (the paper: 50 prompts)")
+    dev_max_new_tokens: int = Field(2048, ge=1, description="answer length for dev prompts")
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -94,32 +99,6 @@ def batches(examples: list[Example], batch_size: int, seed: int) -> list[list[Ex
     return [[examples[i] for i in order[start:start + batch_size]] for start in range(0, len(order), batch_size)]
 
 
-def micro_batches(batch: list[Example], size: int, pad_id: int) -> Iterator[dict[str, torch.Tensor]]:
-    """The batch sorted by length and cut into padded micro-batches (length grouping)."""
-    ordered = sorted(batch, key=lambda example: len(example["input_ids"]))
-    for start in range(0, len(ordered), size):
-        chunk = ordered[start:start + size]
-        width = max(len(example["input_ids"]) for example in chunk)
-        ids = torch.full((len(chunk), width), pad_id)
-        labels = torch.full((len(chunk), width), IGNORE)
-        mask = torch.zeros((len(chunk), width), dtype=torch.long)
-        for row, example in enumerate(chunk):
-            length = len(example["input_ids"])
-            ids[row, :length] = torch.tensor(example["input_ids"])
-            labels[row, :length] = torch.tensor(example["labels"])
-            mask[row, :length] = 1
-        yield {"input_ids": ids, "labels": labels, "attention_mask": mask}
-
-
-def summed_loss(model: torch.nn.Module, micro: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Sum (not mean) of the next-token losses on labelled tokens, so the caller can divide by the batch's."""
-    logits = model(input_ids=micro["input_ids"], attention_mask=micro["attention_mask"]).logits
-    targets = micro["labels"][:, 1:]
-    return torch.nn.functional.cross_entropy(
-        logits[:, :-1].flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE, reduction="sum"
-    )
-
-
 def encode_all(config: TrainConfig, tokenizer: PreTrainedTokenizerBase) -> list[Example]:
     conversations = load_conversations(config.data, config.multi_turn)[: config.max_examples]
     examples = [encode_example(tokenizer, c.messages, config.max_tokens) for c in conversations]
@@ -144,15 +123,17 @@ def with_lora(model: torch.nn.Module, config: TrainConfig, new_rows: bool) -> to
     ))
 
 
+def stop_ids(tokenizer: PreTrainedTokenizerBase, eot_id: int) -> list[int]:
+    """Generation ends at EOT, and at the pretraining EOS should the model emit it."""
+    return sorted({eot_id, *([tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else [])})
+
+
 def save_checkpoint(directory: Path, model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase,
                     eot_id: int, state: dict[str, Any]) -> None:
     """A checkpoint vLLM can serve as is (weights, tokenizer with the chat template, LIMA's decoding that stops
     at EOT), plus the trainer state to resume from. For LoRA the weights are the adapter: `lima prep merge`."""
     directory.mkdir(parents=True, exist_ok=True)
-    decoding = lima_generation_config(
-        sorted({eot_id, *([tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else [])}),
-        tokenizer.bos_token_id,
-    )
+    decoding = lima_generation_config(stop_ids(tokenizer, eot_id), tokenizer.bos_token_id)
     model.save_pretrained(directory, safe_serialization=True)
     decoding.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
@@ -180,6 +161,7 @@ def train(config: TrainConfig) -> Path:
     if config.lora_rank:
         model = with_lora(model, config, new_rows=model.get_input_embeddings().num_embeddings > rows_before)
     examples = encode_all(config, tokenizer)
+    dev = DevSet.load(config.dev_data, tokenizer, config.max_tokens) if config.dev_data else None
 
     per_process = max(1, config.batch_size // accelerator.num_processes)
     steps_per_epoch = math.ceil(len(examples) / config.batch_size)
@@ -228,6 +210,14 @@ def train(config: TrainConfig) -> Path:
                 writer.add_scalar("train/lr", lr, step)
         last_dir = config.output_dir / f"epoch-{epoch + 1:02d}"
         if accelerator.is_main_process:
+            if dev is not None:
+                results = evaluate(accelerator.unwrap_model(model), tokenizer, dev, config.dev_max_new_tokens,
+                                   config.seed + epoch, stop_ids(tokenizer, eot_id))
+                last_dir.mkdir(parents=True, exist_ok=True)
+                (last_dir / "dev.json").write_text(json.dumps({"epoch": epoch + 1, **results}, indent=1))
+                if writer and results["dev_loss"] is not None:
+                    writer.add_scalar("dev/loss", results["dev_loss"], progress.n)
+                model.train()
             save_checkpoint(last_dir, accelerator.unwrap_model(model), tokenizer, eot_id, {
                 "epoch": epoch, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                 "torch_rng": torch.get_rng_state(), "config": json.loads(config.model_dump_json()),

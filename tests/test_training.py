@@ -11,13 +11,16 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
+from model_prep.batching import micro_batches, summed_loss
 from model_prep.data import SAMPLE, DataError, load_conversations
 from model_prep.end_of_turn import install_end_of_turn
 from model_prep.format import IGNORE, LIMA_EOT, Message, chat_token_ids, encode_example
 from model_prep.residual_dropout import add_residual_dropout, decoder_layers, schedule
-from model_prep.train import TrainConfig, linear_decay, micro_batches, summed_loss, train
+from model_prep.select import dev_results, select
+from model_prep.train import TrainConfig, linear_decay, train
 
 # Only characters the tiny tokenizer knows (it was trained on a few sentences).
+DEV = Path(SAMPLE).with_name("lima_dev.jsonl")
 DIALOGUE = [
     Message(role="user", content="Plan a trip."), Message(role="assistant", content="To Paris."),
     Message(role="user", content="And then"), Message(role="assistant", content="Then Rome."),
@@ -160,9 +163,11 @@ def test_tiny_model_overfits_a_few_examples(tiny_model_dir: Path, tmp_path: Path
 
 def test_resume_matches_an_uninterrupted_run(tiny_model_dir: Path, tmp_path: Path) -> None:
     """Resuming from the epoch-1 checkpoint (what a run killed during epoch 2 leaves) ends where the
-    uninterrupted run ends: same weights, since optimizer, schedule, data order and dropout RNG are restored."""
+    uninterrupted run ends: same weights, since optimizer, schedule, data order and dropout RNG are restored
+    (and the dev-set sampling after each epoch runs on a forked RNG)."""
     config = TrainConfig(model=str(tiny_model_dir), batch_size=4, micro_batch_size=2, max_examples=6, max_tokens=96,
-                         residual_dropout=0.2, learning_rate=1e-3, epochs=2, output_dir=tmp_path / "whole")
+                         residual_dropout=0.2, learning_rate=1e-3, epochs=2, output_dir=tmp_path / "whole",
+                         dev_data=str(DEV), dev_max_new_tokens=4)  # sampled dev answers must not disturb it
     whole = train(config)
     resumed = train(config.model_copy(update={"output_dir": tmp_path / "resumed",
                                               "resume_from": tmp_path / "whole" / "epoch-01"}))
@@ -191,3 +196,24 @@ def test_cli_preset_then_file_then_flags(tiny_model_dir: Path, tmp_path: Path) -
     refused = subprocess.run([sys.executable, "-m", "lima.cli", "prep", "train", "--epochs", "0"],
                              capture_output=True, text=True, timeout=120)
     assert refused.returncode == 2 and "epochs" in refused.stderr and "model" in refused.stderr
+
+
+def test_dev_answers_per_epoch_and_select(tiny_model_dir: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    train(TrainConfig(model=str(tiny_model_dir), output_dir=run, epochs=3, batch_size=4, micro_batch_size=2,
+                      max_examples=4, max_tokens=96, learning_rate=1e-3, dev_data=str(DEV), dev_max_new_tokens=6))
+    results = dev_results(run)
+    assert sorted(results) == [1, 2, 3]
+    dev_prompts = [c.messages[0]["content"] for c in load_conversations(DEV)]
+    for result in results.values():
+        assert [a["prompt"] for a in result["answers"]] == dev_prompts and result["dev_loss"] > 0
+    lowest = min(results, key=lambda e: results[e]["dev_loss"])
+    assert select(run, first=1, last=3) == run / f"epoch-{lowest:02d}"
+    assert select(run, rule="latest", first=1, last=3) == run / "epoch-03"
+    chosen = subprocess.run([sys.executable, "-m", "lima.cli", "prep", "select", str(run), "--epoch", "2"],
+                            capture_output=True, text=True, timeout=120)
+    assert chosen.stdout.strip() == str(run / "epoch-02")
+    report = (run / "dev_side_by_side.md").read_text()
+    assert dev_prompts[0] in report and "**Epoch 3**" in report
+    with pytest.raises(ValueError, match="epoch 9"):
+        select(run, epoch=9)
