@@ -17,11 +17,12 @@ TORCH_CPU := torch==2.13.0
 MISMATCHED := torchvision torchaudio torchcodec
 QUIET_PIP := grep -v "is ignored: it is neither a file nor a directory" || true
 
-.PHONY: help setup browser demo serve test lint bench bench-history clean
+.PHONY: help setup browser demo train-demo serve test lint bench bench-history clean
 
 help:
 	@echo "make demo   set up (first time), then the chat page on http://127.0.0.1:7860 and the API on :8000/v1"
 	@echo "make test   set up (first time) and run lint + the whole test suite"
+	@echo "make train-demo  fine-tune SmolLM2-135M on the sample with LIMA's recipe (CPU, ~3 min), then chat with it"
 	@echo "make bench  this server vs vLLM's own OpenAI server (bench/serve.py)"
 	@echo "make bench-history  store overhead per turn, TTFT with server-side history (bench/history.py)"
 
@@ -56,6 +57,15 @@ browser:
 test: setup browser
 	$(BIN)/ruff check .
 	$(BIN)/pytest
+
+# LIMA's recipe on the embedded SmolLM2-135M-Instruct and the shipped sample, on the CPU (about 3 minutes),
+# then the chat page on the result. Reuses the model's own <|im_end|> as EOT; lighter residual dropout for 135M.
+train-demo: setup
+	$(BIN)/lima prep train --model "$$($(BIN)/lima prep default-model)" --reuse-end-of-turn --epochs 3 \
+		--batch-size 8 --micro-batch-size 2 --max-tokens 512 --residual-dropout 0.1 \
+		--dev-data model_prep/sample/lima_dev.jsonl --dev-max-new-tokens 64 --output-dir artifacts/smol-lima
+	$(BIN)/lima prep select artifacts/smol-lima --rule latest --from 1 --to 3
+	$(BIN)/lima up --model artifacts/smol-lima/epoch-03
 
 bench: setup
 	$(BIN)/python bench/serve.py
