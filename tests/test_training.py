@@ -217,3 +217,16 @@ def test_dev_answers_per_epoch_and_select(tiny_model_dir: Path, tmp_path: Path) 
     assert dev_prompts[0] in report and "**Epoch 3**" in report
     with pytest.raises(ValueError, match="epoch 9"):
         select(run, epoch=9)
+
+
+def test_gradient_checkpointing_gives_the_same_weights(tiny_model_dir: Path, tmp_path: Path) -> None:
+    common = {"model": str(tiny_model_dir), "epochs": 1, "batch_size": 4, "micro_batch_size": 2, "max_examples": 4,
+              "max_tokens": 96, "residual_dropout": 0.0, "learning_rate": 1e-3}
+    plain = train(TrainConfig(**common, output_dir=tmp_path / "plain"))
+    checkpointed = train(TrainConfig(**common, output_dir=tmp_path / "checkpointed", gradient_checkpointing=True))
+    a = AutoModelForCausalLM.from_pretrained(plain).state_dict()
+    b = AutoModelForCausalLM.from_pretrained(checkpointed).state_dict()
+    for name, tensor in a.items():
+        assert torch.allclose(tensor, b[name], atol=1e-5), name
+    events = list((tmp_path / "plain" / "tensorboard").glob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 0  # loss and lr logged for TensorBoard
