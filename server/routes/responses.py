@@ -42,11 +42,10 @@ async def create_response(
     store = get_store(request) if stateful else None
     history = await stored_items(store, user, conversation_id, body.previous_response_id) if store else []
     instructions = [Message(role="system", content=body.instructions)] if body.instructions else []
-    new_messages = body.input_messages()
+    input_items = [m.to_item(tokens=count_tokens(engine, m.text())) for m in body.input_messages()]
     try:
         fitted = fit_prompt(
-            engine, [*instructions, *template_messages(history)],
-            [Message(role="system" if m.role == "developer" else m.role, content=m.text()) for m in new_messages],
+            engine, [*instructions, *template_messages(history)], template_messages(input_items),
             reserve_for_output(engine, body.max_tokens), truncate=body.truncation == "auto", prompt_param="input",
         )
     except TemplateError as exc:
@@ -65,11 +64,7 @@ async def create_response(
         # Extension: how many of the oldest turns were left out so the prompt fits the context window.
         "dropped_turns": fitted.dropped_turns,
     }
-    turn = Turn(
-        generation, store, user, conversation_id,
-        [message.to_item(tokens=count_tokens(engine, message.text())) for message in new_messages],
-        response=response, store_response=body.store,
-    )
+    turn = Turn(generation, store, user, conversation_id, input_items, response=response, store_response=body.store)
     headers = {DROPPED_TURNS_HEADER: str(fitted.dropped_turns)}
     if body.stream:
         return sse_response(response_events(turn, response), headers)
