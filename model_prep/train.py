@@ -10,6 +10,7 @@ it is cut into micro-batches, so little compute goes to padding and no example a
 import json
 import logging
 import math
+import os
 import random
 import time
 from pathlib import Path
@@ -17,7 +18,9 @@ from typing import Any, Literal
 
 import torch
 from accelerate import Accelerator
-from pydantic import BaseModel, Field
+from accelerate.tracking import get_available_trackers
+from accelerate.utils import ProjectConfiguration
+from pydantic import BaseModel, Field, field_validator
 from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
@@ -64,6 +67,21 @@ class TrainConfig(BaseModel):
     # prompts are saved in epoch-NN/dev.json, for `lima prep select`.
     dev_data: str | None = Field(None, description="LIMA-format dev rows (the paper: 50 prompts)")
     dev_max_new_tokens: int = Field(2048, ge=1, description="answer length for dev prompts")
+    # Experiment trackers through accelerate (tensorboard, wandb, mlflow, ...): loss, lr and tokens/s per step,
+    # dev loss per epoch, the config as hyperparameters. TensorBoard writes to OUT/logs/<project>. Unset: the
+    # installed ones of TensorBoard, and W&B when it is also configured by WANDB_API_KEY/WANDB_MODE/WANDB_PROJECT
+    # (an installed but logged-out wandb would otherwise stop the run to ask for a key).
+    report_to: list[str] | None = Field(None, description="trackers to log to ([] for none)")
+    project: str = Field("lima", description="tracker project / run group name (W&B project)")
+
+    @field_validator("report_to")
+    @classmethod
+    def trackers_installed(cls, wanted: list[str] | None) -> list[str] | None:
+        available = {str(tracker) for tracker in get_available_trackers()}
+        missing = [name for name in wanted or [] if name not in available]
+        if missing:
+            raise ValueError(f"not installed: {', '.join(missing)} (installed: {', '.join(sorted(available))})")
+        return wanted
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -145,6 +163,9 @@ def train(config: TrainConfig) -> Path:
     accelerator = Accelerator(
         mixed_precision="bf16" if config.precision == "bf16" or (config.precision == "auto" and
                                                                  torch.cuda.is_available()) else "no",
+        log_with=chosen_trackers(config.report_to) or None,
+        project_config=ProjectConfiguration(project_dir=str(config.output_dir),
+                                            logging_dir=str(config.output_dir / "logs")),
     )
     torch.manual_seed(config.seed)
     tokenizer = AutoTokenizer.from_pretrained(config.resume_from or config.model)
@@ -179,7 +200,7 @@ def train(config: TrainConfig) -> Path:
         first_epoch = state["epoch"] + 1
     model, optimizer = accelerator.prepare(model, optimizer)
     model.train()
-    writer = tensorboard_writer(config.output_dir, accelerator)
+    accelerator.init_trackers(config.project, config=hyperparameters(config))
     progress = tqdm(total=total_steps, initial=first_epoch * steps_per_epoch, desc="train",
                     disable=not accelerator.is_main_process)
     last_dir = config.resume_from or config.output_dir
@@ -201,13 +222,12 @@ def train(config: TrainConfig) -> Path:
             lr = scheduler.get_last_lr()[0]
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            step = progress.n + 1
+            tokens_per_second = tokens * accelerator.num_processes / (time.perf_counter() - started)
             progress.update()
             progress.set_postfix(epoch=epoch + 1, loss=f"{loss_total:.4f}", lr=f"{lr:.2e}",
-                                 tok_s=f"{tokens * accelerator.num_processes / (time.perf_counter() - started):.0f}")
-            if writer:
-                writer.add_scalar("train/loss", loss_total, step)
-                writer.add_scalar("train/lr", lr, step)
+                                 tok_s=f"{tokens_per_second:.0f}")
+            accelerator.log({"train/loss": loss_total, "train/lr": lr, "train/tokens_per_second": tokens_per_second,
+                             "train/epoch": epoch + 1}, step=progress.n)
         last_dir = config.output_dir / f"epoch-{epoch + 1:02d}"
         if accelerator.is_main_process:
             if dev is not None:
@@ -215,8 +235,8 @@ def train(config: TrainConfig) -> Path:
                                    config.seed + epoch, stop_ids(tokenizer, eot_id))
                 last_dir.mkdir(parents=True, exist_ok=True)
                 (last_dir / "dev.json").write_text(json.dumps({"epoch": epoch + 1, **results}, indent=1))
-                if writer and results["dev_loss"] is not None:
-                    writer.add_scalar("dev/loss", results["dev_loss"], progress.n)
+                if results["dev_loss"] is not None:
+                    accelerator.log({"dev/loss": results["dev_loss"]}, step=progress.n)
                 model.train()
             save_checkpoint(last_dir, accelerator.unwrap_model(model), tokenizer, eot_id, {
                 "epoch": epoch, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
@@ -224,20 +244,23 @@ def train(config: TrainConfig) -> Path:
             })
         accelerator.wait_for_everyone()
     progress.close()
-    if writer:
-        writer.close()
+    accelerator.end_training()
     return last_dir
 
 
-def tensorboard_writer(output_dir: Path, accelerator: Accelerator) -> Any:
-    if not accelerator.is_main_process:
-        return None
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        log.info("tensorboard is not installed: no TensorBoard logs")
-        return None
-    return SummaryWriter(str(output_dir / "tensorboard"))
+def chosen_trackers(wanted: list[str] | None) -> list[str]:
+    available = {str(tracker) for tracker in get_available_trackers()}
+    if wanted is None:
+        wandb_configured = any(os.environ.get(name) for name in ("WANDB_API_KEY", "WANDB_MODE", "WANDB_PROJECT"))
+        return [name for name in ("tensorboard", "wandb")
+                if name in available and (name != "wandb" or wandb_configured)]
+    return wanted
+
+
+def hyperparameters(config: TrainConfig) -> dict[str, Any]:
+    """The config as flat scalars, which every tracker accepts as hyperparameters."""
+    return {key: value if isinstance(value, (int, float, str, bool)) else str(value)
+            for key, value in json.loads(config.model_dump_json()).items()}
 
 
 def read_config_file(path: Path) -> dict[str, Any]:

@@ -228,5 +228,22 @@ def test_gradient_checkpointing_gives_the_same_weights(tiny_model_dir: Path, tmp
     b = AutoModelForCausalLM.from_pretrained(checkpointed).state_dict()
     for name, tensor in a.items():
         assert torch.allclose(tensor, b[name], atol=1e-5), name
-    events = list((tmp_path / "plain" / "tensorboard").glob("events.out.tfevents.*"))
-    assert events and events[0].stat().st_size > 0  # loss and lr logged for TensorBoard
+
+
+def test_training_logs_to_tensorboard_and_wandb(tiny_model_dir: Path, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both trackers are installed by the test extra; W&B runs offline (no account, no network)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    train(TrainConfig(model=str(tiny_model_dir), epochs=2, batch_size=2, micro_batch_size=2, max_examples=4,
+                      max_tokens=96, dev_data=str(DEV), dev_max_new_tokens=4, output_dir=tmp_path / "run"))
+    events = EventAccumulator(str(tmp_path / "run" / "logs" / "lima"))
+    events.Reload()
+    assert {"train/loss", "train/lr", "train/tokens_per_second", "dev/loss"} <= set(events.Tags()["scalars"])
+    assert [event.step for event in events.Scalars("train/loss")] == [1, 2, 3, 4]  # 2 steps x 2 epochs
+    assert [event.step for event in events.Scalars("dev/loss")] == [2, 4]  # after each epoch
+    (run_file,) = tmp_path.glob("wandb/offline-run-*/run-*.wandb")
+    recorded = run_file.read_bytes()
+    assert b"train/loss" in recorded and b"dev/loss" in recorded and b"residual_dropout" in recorded

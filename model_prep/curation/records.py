@@ -1,0 +1,53 @@
+"""What every source reader produces (candidates in LIMA's row format with provenance) and the tally of what
+each rule removed and which input lines were malformed, for the build report."""
+
+import logging
+from collections import Counter, defaultdict
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+log = logging.getLogger(__name__)
+MAX_MALFORMED_LISTED = 200
+
+
+class Candidate(BaseModel):
+    """One example: `conversations` alternates user, assistant, ... (a test prompt is the user turn alone)."""
+
+    conversations: list[str]
+    source: str
+    provenance: dict[str, Any] = Field(default_factory=dict)  # site, post ids, licence, filters passed
+    score: float = 0.0  # the source's own ranking (votes), higher first
+
+    def row(self) -> dict[str, Any]:
+        return {"conversations": self.conversations, "source": self.source, "provenance": self.provenance}
+
+
+class Tally:
+    """Per source: how many records were read, how many each rule removed, how many were kept; malformed input
+    with its file and line."""
+
+    def __init__(self) -> None:
+        self.seen: Counter[str] = Counter()
+        self.kept: Counter[str] = Counter()
+        self.removed: dict[str, Counter[str]] = defaultdict(Counter)
+        self.malformed: list[str] = []
+        self.malformed_count: Counter[str] = Counter()
+
+    def remove(self, source: str, rule: str) -> None:
+        self.removed[source][rule] += 1
+
+    def bad_input(self, source: str, path: object, line: int | None, problem: str) -> None:
+        where = f"{path}:{line}" if line is not None else str(path)
+        self.malformed_count[source] += 1
+        if len(self.malformed) < MAX_MALFORMED_LISTED:
+            self.malformed.append(f"{where}: {problem}")
+        log.warning("%s: %s (skipped)", where, problem)
+
+    def summary(self) -> dict[str, Any]:
+        sources = sorted(set(self.seen) | set(self.kept) | set(self.removed) | set(self.malformed_count))
+        return {
+            source: {"read": self.seen[source], "removed": dict(sorted(self.removed[source].items())),
+                     "kept": self.kept[source], "malformed": self.malformed_count[source]}
+            for source in sources
+        } | {"malformed_examples": self.malformed}

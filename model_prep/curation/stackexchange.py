@@ -1,0 +1,179 @@
+"""Stack Exchange data dump: one directory per site holding `Posts.xml` (and `Comments.xml` for dialogues).
+
+Posts are read with expat in 1 MiB chunks, so memory does not grow with the file: per site only the
+`keep_top` highest-scoring questions seen so far are held, each with its best answer so far (answers follow
+their question in the dump, which is ordered by post id). After the pass, the chosen answer goes through the
+paper's filters (score >= 10, 1,200-4,096 characters of Markdown, no first person, no reference to other
+answers or to the site); the prompt is the title or the question's body, at random.
+"""
+
+import heapq
+import random
+import tomllib
+import xml.parsers.expat
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from model_prep.curation.records import Candidate, Tally
+from model_prep.curation.text import answer_rules, first_failed, html_to_markdown
+
+SOURCE = "stackexchange"
+LICENCE = "CC BY-SA 4.0 (Stack Exchange data dump)"
+CHUNK = 1 << 20
+SITES_FILE = Path(__file__).with_name("stackexchange_sites.toml")
+MIN_ANSWER_SCORE = 10
+
+
+def iter_rows(path: Path, tally: Tally, source: str = SOURCE) -> Iterator[dict[str, str]]:
+    """The attributes of every <row> element, streamed. Broken XML is reported with its line; the rows before
+    it are kept and the rest of that file is skipped (expat cannot resynchronise)."""
+    rows: list[dict[str, str]] = []
+    parser = xml.parsers.expat.ParserCreate()
+    parser.buffer_text = True
+
+    def start(name: str, attributes: dict[str, str]) -> None:
+        if name == "row":
+            rows.append(attributes)
+
+    parser.StartElementHandler = start
+    with path.open("rb") as stream:
+        try:
+            while chunk := stream.read(CHUNK):
+                parser.Parse(chunk, False)
+                yield from rows
+                rows.clear()
+            parser.Parse(b"", True)
+        except xml.parsers.expat.ExpatError as error:
+            yield from rows
+            tally.bad_input(source, path, error.lineno, f"broken XML ({xml.parsers.expat.ErrorString(error.code)})")
+            return
+    yield from rows
+
+
+def site_name(directory: Path) -> str:
+    """`math.stackexchange.com` -> `math`, `stackoverflow.com` -> `stackoverflow`."""
+    return directory.name.removesuffix(".com").removesuffix(".stackexchange").removesuffix(".net")
+
+
+def stem_sites() -> set[str]:
+    return set(tomllib.loads(SITES_FILE.read_text())["stem"])
+
+
+@dataclass(order=True)
+class Question:
+    score: int
+    post_id: int
+    title: str = field(compare=False)
+    body: str = field(compare=False)
+    accepted_id: str = field(compare=False)
+    owner: str = field(compare=False)
+    answer: dict[str, str] | None = field(default=None, compare=False)
+
+
+def self_contained(row: dict[str, str]) -> str | None:
+    """Why a question cannot stand alone as a prompt, or None. Closed questions, questions built around an
+    image, and titles too short to say what is asked are dropped."""
+    if row.get("ClosedDate"):
+        return "question closed"
+    if "<img" in row.get("Body", ""):
+        return "question depends on an image"
+    if len(row.get("Title", "").split()) < 4:
+        return "title too short to stand alone"
+    return None
+
+
+def better_answer(row: dict[str, str], current: dict[str, str] | None, accepted_id: str) -> bool:
+    """The accepted answer wins when it has the score; otherwise the highest-scoring one."""
+    if current is None:
+        return True
+    rank = (row["Id"] == accepted_id, int(row.get("Score", 0)))
+    return rank > (current["Id"] == accepted_id, int(current.get("Score", 0)))
+
+
+@dataclass
+class Site:
+    name: str
+    stem: bool
+    questions: int  # every question in the dump: the site's size for temperature sampling
+    candidates: list[Candidate]
+
+
+def read_site(directory: Path, tally: Tally, seed: int, keep_top: int = 500, filtered: bool = True) -> Site:
+    """The site's candidates, best question score first. `filtered=False` skips the answer filters (the
+    paper's unfiltered ablation) but still takes the top answer with score >= 10."""
+    name = site_name(directory)
+    heap: list[Question] = []
+    by_id: dict[str, Question] = {}
+    questions = 0
+    for row in iter_rows(directory / "Posts.xml", tally):
+        try:
+            kind, score = row.get("PostTypeId"), int(row.get("Score", "0"))
+            if kind == "1":
+                questions += 1
+                tally.seen[SOURCE] += 1
+                reason = self_contained(row)
+                if reason:
+                    tally.remove(SOURCE, reason)
+                    continue
+                question = Question(score, int(row["Id"]), row["Title"], row.get("Body", ""),
+                                    row.get("AcceptedAnswerId", ""), row.get("OwnerUserId", ""))
+                if len(heap) < keep_top:
+                    heapq.heappush(heap, question)
+                elif question > heap[0]:
+                    by_id.pop(str(heapq.heapreplace(heap, question).post_id), None)
+                    tally.remove(SOURCE, "not among the site's top-scoring questions")
+                else:
+                    tally.remove(SOURCE, "not among the site's top-scoring questions")
+                    continue
+                by_id[row["Id"]] = question
+            elif kind == "2" and (question := by_id.get(row.get("ParentId", ""))) is not None:
+                if score >= MIN_ANSWER_SCORE and better_answer(row, question.answer, question.accepted_id):
+                    question.answer = {key: row[key] for key in ("Id", "Score", "Body") if key in row}
+                    question.answer["OwnerUserId"] = row.get("OwnerUserId", "")
+        except (KeyError, ValueError) as error:
+            tally.bad_input(SOURCE, directory / "Posts.xml", None, f"post {row.get('Id', '?')}: bad field {error}")
+    rules = answer_rules() if filtered else []
+    candidates = []
+    for question in sorted(heap, reverse=True):
+        if question.answer is None:
+            tally.remove(SOURCE, f"no answer with score >= {MIN_ANSWER_SCORE}")
+            continue
+        answer = html_to_markdown(question.answer["Body"])
+        failed = first_failed(rules, answer)
+        if failed:
+            tally.remove(SOURCE, failed)
+            continue
+        rng = random.Random(f"{seed}:{name}:{question.post_id}")
+        description = html_to_markdown(question.body)
+        use_title = rng.random() < 0.5 or not description
+        candidates.append(Candidate(
+            conversations=[question.title if use_title else description, answer], source=SOURCE,
+            score=question.score,
+            provenance={"site": name, "question_id": question.post_id, "answer_id": int(question.answer["Id"]),
+                        "answer_score": int(question.answer["Score"]), "prompt": "title" if use_title else "body",
+                        "asker": question.owner, "answerer": question.answer["OwnerUserId"],
+                        "licence": LICENCE, "filters": [name for name, _ in rules]},
+        ))
+    return Site(name, name in stem_sites(), questions, candidates)
+
+
+def temperature_sample(sites: list[Site], count: int, temperature: float, seed: int) -> list[Candidate]:
+    """`count` candidates: each draw picks a site with p ∝ size^(1/τ), then its best unused candidate; a site
+    with none left leaves the draw."""
+    rng = random.Random(seed)
+    queues = {site.name: list(site.candidates) for site in sites if site.candidates}
+    weights = {site.name: site.questions ** (1 / temperature) for site in sites}
+    chosen: list[Candidate] = []
+    while len(chosen) < count and queues:
+        names = sorted(queues)
+        name = rng.choices(names, [weights[n] for n in names])[0]
+        chosen.append(queues[name].pop(0))
+        if not queues[name]:
+            del queues[name]
+    return chosen
+
+
+def site_directories(root: Path) -> list[Path]:
+    """The sites under a dump root (each a directory with Posts.xml), in a fixed order."""
+    return sorted(path.parent for path in root.glob("*/Posts.xml"))
