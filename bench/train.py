@@ -2,7 +2,8 @@
 settings, A/B interleaved in fresh processes; optionally model FLOPs utilisation on a GPU.
 
     python bench/train.py [--model DIR] [--epochs 1] [--rounds 2] [--micro-batch-size 4] [--max-tokens 2048]
-    python bench/train.py --random-llama 1b --precision bf16 --peak-tflops 989   # MFU on one H100/H200
+    python bench/train.py --random-llama 1b --precision bf16 --sides lima --synthetic-examples 256 \
+        --micro-batch-size 8                      # tokens/s and MFU on one H100/H200
 
 Both sides get the same pre-tokenised examples (LIMA format with <EOT>, loss on the assistant tokens only), the
 same model with the same residual-dropout hooks, AdamW (0.9, 0.95), weight decay 0.1, lr 1e-5 linear decay, no
@@ -11,7 +12,7 @@ on the CPU, a checkpoint (weights + optimizer state) after each epoch. What TRL 
 Timed for each side (after its imports): from before the model is loaded to after the last checkpoint is
 written. tokens/s counts the examples' real tokens (no padding) times the epochs, the same numerator for both.
 
-MFU = 6 * parameters * tokens/s (+ attention's 12 * layers * hidden * sequence per token) / peak FLOP/s.
+MFU = 6 * matmul weights * tokens/s (+ attention's 12 * layers * hidden * sequence per token) / peak FLOP/s.
 """
 
 import argparse
@@ -51,6 +52,23 @@ def random_llama(size: str, directory: Path) -> Path:
     return directory
 
 
+def synthetic_data(count: int, max_tokens: int, directory: Path) -> str:
+    """`count` long single-turn rows (the sample's answers strung together, ~max_tokens tokens each): GPU-sized
+    sequences for the MFU figure, where the sample's short rows would measure padding and launch overhead."""
+    from model_prep.data import load_conversations
+
+    answers = [c.messages[1]["content"] for c in load_conversations(str(SAMPLE), multi_turn=False)]
+    path = directory / "synthetic.jsonl"
+    with path.open("w") as out:
+        for index in range(count):
+            text, cursor = "", index
+            while len(text) < max_tokens * 4:
+                text += answers[cursor % len(answers)] + "\n\n"
+                cursor += 1
+            out.write(json.dumps({"conversations": [f"Write essay {index}.", text]}) + "\n")
+    return str(path)
+
+
 def default_model() -> Path:
     from model_prep.default_model import ensure_default_model
     from server.settings import ServerSettings
@@ -59,14 +77,18 @@ def default_model() -> Path:
 
 
 def model_flops_per_token(model_dir: Path, mean_length: float) -> float:
-    """Training FLOPs per token (forward + backward): 6 N for the weights plus 12 L d s for attention scores."""
+    """Training FLOPs per token (forward + backward): 6 per weight that takes part in a matmul (every weight
+    but an untied input embedding, a lookup) plus 12 * layers * hidden * sequence for the attention scores."""
+    import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
     config = AutoConfig.from_pretrained(model_dir)
-    with __import__("torch").device("meta"):
+    with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config)
-    parameters = sum(p.numel() for p in model.parameters())
-    return 6 * parameters + 12 * config.num_hidden_layers * config.hidden_size * mean_length
+    matmul_weights = sum(p.numel() for p in model.parameters())
+    if not config.tie_word_embeddings:
+        matmul_weights -= model.get_input_embeddings().weight.numel()
+    return 6 * matmul_weights + 12 * config.num_hidden_layers * config.hidden_size * mean_length
 
 
 def examples_for(model_dir: Path, args: argparse.Namespace) -> tuple[list[dict], float]:
@@ -152,6 +174,7 @@ def main() -> None:
     parser.add_argument("--model", help="model directory (default: the embedded SmolLM2-135M-Instruct)")
     parser.add_argument("--random-llama", choices=("1b", "tiny"), help="train a randomly initialised Llama instead")
     parser.add_argument("--data", default=str(SAMPLE))
+    parser.add_argument("--synthetic-examples", type=int, help="train on N generated rows of ~--max-tokens each")
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=2, help="A/B rounds (each side once per round)")
     parser.add_argument("--micro-batch-size", type=int, default=4)
@@ -167,6 +190,8 @@ def main() -> None:
         return one_side(args)
 
     with tempfile.TemporaryDirectory() as scratch:
+        if args.synthetic_examples:
+            args.data = synthetic_data(args.synthetic_examples, args.max_tokens, Path(scratch))
         if args.random_llama:
             model_dir = random_llama(args.random_llama, Path(scratch) / "random-llama")
         else:

@@ -96,7 +96,8 @@ def add_train_flags(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=field.description)
         elif name != "adam_betas":  # a pair: config file only
             default = "required" if field.is_required() else f"default: {field.default}"
-            parser.add_argument(flag, default=None, nargs="*" if field.annotation in (list[str], list[str] | None) else None,
+            listed = field.annotation in (list[str], list[str] | None)
+            parser.add_argument(flag, default=None, nargs="*" if listed else None,
                                 help=f"{field.description or ''} ({default})".lstrip())
 
 

@@ -127,10 +127,10 @@ def read_site(directory: Path, tally: Tally, seed: int, keep_top: int = 500, fil
                     tally.remove(SOURCE, "not among the site's top-scoring questions")
                     continue
                 by_id[row["Id"]] = question
-            elif kind == "2" and (question := by_id.get(row.get("ParentId", ""))) is not None:
-                if score >= MIN_ANSWER_SCORE and better_answer(row, question.answer, question.accepted_id):
-                    question.answer = {key: row[key] for key in ("Id", "Score", "Body") if key in row}
-                    question.answer["OwnerUserId"] = row.get("OwnerUserId", "")
+            elif (kind == "2" and (question := by_id.get(row.get("ParentId", ""))) is not None
+                  and score >= MIN_ANSWER_SCORE and better_answer(row, question.answer, question.accepted_id)):
+                question.answer = {key: row[key] for key in ("Id", "Score", "Body") if key in row}
+                question.answer["OwnerUserId"] = row.get("OwnerUserId", "")
         except (KeyError, ValueError) as error:
             tally.bad_input(SOURCE, directory / "Posts.xml", None, f"post {row.get('Id', '?')}: bad field {error}")
     rules = answer_rules() if filtered else []

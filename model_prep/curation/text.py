@@ -13,10 +13,10 @@ from markdownify import MarkdownConverter
 class _Converter(MarkdownConverter):
     """Links become their text, images disappear; the rest is markdownify's Markdown (fenced code, lists)."""
 
-    def convert_a(self, el, text, parent_tags):  # noqa: ANN001, ANN201 - markdownify's hook signature
+    def convert_a(self, el, text, parent_tags):
         return text
 
-    def convert_img(self, el, text, parent_tags):  # noqa: ANN001, ANN201
+    def convert_img(self, el, text, parent_tags):
         return ""
 
 
