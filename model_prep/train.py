@@ -7,6 +7,7 @@ gives the same gradient as one large batch. Batches are length-grouped: each bat
 it is cut into micro-batches, so little compute goes to padding and no example attends to another.
 """
 
+import contextlib
 import json
 import logging
 import math
@@ -184,7 +185,6 @@ def train(config: TrainConfig) -> Path:
     examples = encode_all(config, tokenizer)
     dev = DevSet.load(config.dev_data, tokenizer, config.max_tokens) if config.dev_data else None
 
-    per_process = max(1, config.batch_size // accelerator.num_processes)
     steps_per_epoch = math.ceil(len(examples) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
     optimizer = optimizer_for(model, config)
@@ -208,21 +208,30 @@ def train(config: TrainConfig) -> Path:
         epoch_batches = batches(examples, config.batch_size, config.seed + epoch)
         for batch in epoch_batches:
             started = time.perf_counter()
-            shard = batch[accelerator.process_index * per_process:(accelerator.process_index + 1) * per_process]
+            # Every process takes every n-th example (balanced lengths); with fewer examples than processes, a
+            # zero-weight pass keeps the gradient all-reduce of every process in step.
+            shard, weight = batch[accelerator.process_index::accelerator.num_processes], 1.0
+            if not shard:
+                shard, weight = batch[:1], 0.0
             labelled = sum(sum(label != IGNORE for label in e["labels"][1:]) for e in batch)
-            tokens = sum(len(e["input_ids"]) for e in shard)
-            loss_total = 0.0
-            for micro in micro_batches(shard, config.micro_batch_size, tokenizer.pad_token_id):
+            tokens = sum(len(e["input_ids"]) for e in batch)
+            micros = list(micro_batches(shard, config.micro_batch_size, tokenizer.pad_token_id))
+            loss_part = torch.zeros((), device=accelerator.device)
+            for index, micro in enumerate(micros):
                 micro = {key: value.to(accelerator.device) for key, value in micro.items()}
-                with accelerator.autocast():
-                    loss = summed_loss(model, micro) / labelled * accelerator.num_processes
-                accelerator.backward(loss)
-                loss_total += loss.item() / accelerator.num_processes
+                # Gradients are all-reduced once per optimizer step, after the last micro-batch.
+                with contextlib.nullcontext() if index == len(micros) - 1 else accelerator.no_sync(model):
+                    with accelerator.autocast():
+                        loss = summed_loss(model, micro) * weight / labelled
+                    # DDP averages gradients over processes; scaling by their number makes it the batch's sum.
+                    accelerator.backward(loss * accelerator.num_processes)
+                loss_part += loss.detach()
+            loss_total = accelerator.reduce(loss_part, "sum").item()
             optimizer.step()
             lr = scheduler.get_last_lr()[0]
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            tokens_per_second = tokens * accelerator.num_processes / (time.perf_counter() - started)
+            tokens_per_second = tokens / (time.perf_counter() - started)
             progress.update()
             progress.set_postfix(epoch=epoch + 1, loss=f"{loss_total:.4f}", lr=f"{lr:.2e}",
                                  tok_s=f"{tokens_per_second:.0f}")

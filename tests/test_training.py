@@ -2,6 +2,7 @@
 the learning-rate schedule, overfitting a few examples, and resume == uninterrupted."""
 
 import itertools
+import os
 import shutil
 import subprocess
 import sys
@@ -247,3 +248,32 @@ def test_training_logs_to_tensorboard_and_wandb(tiny_model_dir: Path, tmp_path: 
     (run_file,) = tmp_path.glob("wandb/offline-run-*/run-*.wandb")
     recorded = run_file.read_bytes()
     assert b"train/loss" in recorded and b"dev/loss" in recorded and b"residual_dropout" in recorded
+
+
+def logged(run: Path, tag: str) -> list[float]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run / "logs" / "lima"))
+    events.Reload()
+    return [event.value for event in events.Scalars(tag)]
+
+
+def test_two_processes_train_like_one(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """Data parallel on the CPU (torchrun, gloo), the path `accelerate launch` takes on GPUs: each process gets
+    every other example, gradients are all-reduced once per step, and the 5th example makes a last batch with
+    fewer examples than processes (a zero-weight pass). Same batch losses and weights as one process."""
+    flags = ["prep", "train", "--model", str(tiny_model_dir), "--epochs", "2", "--batch-size", "4",
+             "--micro-batch-size", "1", "--max-examples", "5", "--max-tokens", "96", "--residual-dropout", "0",
+             "--learning-rate", "1e-3", "--report-to", "tensorboard"]
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+    subprocess.run([sys.executable, "-m", "lima.cli", *flags, "--output-dir", str(tmp_path / "one")],
+                   check=True, env=env, timeout=300)
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "lima.cli", *flags,
+                    "--output-dir", str(tmp_path / "two")], check=True, env=env, timeout=300)
+    one, two = logged(tmp_path / "one", "train/loss"), logged(tmp_path / "two", "train/loss")
+    assert len(one) == len(two) == 4  # 2 batches (4 + 1 examples) x 2 epochs
+    assert one == pytest.approx(two, rel=1e-4)
+    a = AutoModelForCausalLM.from_pretrained(tmp_path / "one" / "epoch-02").state_dict()
+    b = AutoModelForCausalLM.from_pretrained(tmp_path / "two" / "epoch-02").state_dict()
+    for name, tensor in a.items():
+        assert torch.allclose(tensor, b[name], atol=1e-4), name
