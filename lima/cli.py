@@ -116,6 +116,54 @@ def run_training(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_data_commands(parser: argparse.ArgumentParser) -> None:
+    from model_prep.curation.build import ABLATIONS, Counts
+
+    data = parser.add_subparsers(dest="data_command", required=True)
+    build = data.add_parser("build", help="the paper's 1,000 / 50 / 300 sets from raw public dumps")
+    ablation = data.add_parser("ablation", help="the paper's data ablation sets (Stack Exchange, wikiHow)")
+    ablation.add_argument("kind", choices=ABLATIONS)
+    ablation.add_argument("--sizes", type=int, nargs="+", default=[2000],
+                          help="set sizes (se-scale: e.g. 2000 4000 8000 16000 32000)")
+    for command in (build, ablation):
+        command.add_argument("--out", type=Path, required=True, help="output directory")
+        command.add_argument("--stackexchange", type=Path, help="Stack Exchange dump: one directory per site")
+        command.add_argument("--wikihow", type=Path, help="wikiHow CSV or JSON(L) dump")
+        command.add_argument("--seed", type=int, default=0)
+        command.add_argument("--temperature", type=float, default=3.0, help="site sampling temperature (3)")
+        command.add_argument("--per-site-top", type=int, default=500, help="top questions considered per site")
+    build.add_argument("--reddit", type=Path, help="Pushshift .zst/.jsonl file or directory")
+    build.add_argument("--sni", type=Path, help="Super-NaturalInstructions tasks directory")
+    build.add_argument("--authored", type=Path, nargs="+", default=[], help="hand-written JSONL files")
+    for name in ("writing-prompts", "ask-reddit", "dialogues"):
+        build.add_argument(f"--keep-{name}", type=Path, help=f"keep-list of {name} candidate ids (one per line)")
+    build.add_argument("--multi-turn", action=argparse.BooleanOptionalAction, default=True,
+                       help="add the Stack Exchange dialogue candidates to train")
+    build.add_argument("--count", action="append", default=[], metavar="NAME=N",
+                       help=f"override a count; names: {', '.join(Counts.model_fields)}")
+
+
+def run_data(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from model_prep.curation.build import BuildConfig, Counts, ablation, build
+
+    given = {key: value for key, value in vars(args).items() if key in BuildConfig.model_fields}
+    try:
+        counts = dict(item.split("=", 1) for item in getattr(args, "count", []))
+        config = BuildConfig(**given, counts=Counts(**counts))
+        if args.data_command == "ablation":
+            for path in ablation(args.kind, args.sizes, config):
+                print(path)
+            return 0
+        report = build(config)
+    except (ValidationError, ValueError, OSError) as exc:
+        print(f"lima prep data {args.data_command}: {exc}", file=sys.stderr)
+        return 2
+    print(f"lima prep data build: {report['splits']} -> {config.out} (report.md, lengths.png, sites.png)")
+    return 0
+
+
 def prep(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="lima prep", description="Model preparation.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -139,7 +187,10 @@ def prep(argv: Sequence[str]) -> int:
     chooser.add_argument("--rule", default="lowest-dev-loss", choices=["lowest-dev-loss", "latest"])
     chooser.add_argument("--from", dest="first", type=int, default=5, help="first epoch of the window (5)")
     chooser.add_argument("--to", dest="last", type=int, default=10, help="last epoch of the window (10)")
+    add_data_commands(commands.add_parser("data", help="build the train/dev/test sets or the ablation sets"))
     args = parser.parse_args(argv)
+    if args.command == "data":
+        return run_data(args)
     if args.command == "select":
         from model_prep.select import select
 

@@ -27,7 +27,8 @@ class Tally:
     """Per source: how many records were read, how many each rule removed, how many were kept; malformed input
     with its file and line."""
 
-    def __init__(self) -> None:
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet  # a second pass over the same files: their problems were reported by the first
         self.seen: Counter[str] = Counter()
         self.kept: Counter[str] = Counter()
         self.removed: dict[str, Counter[str]] = defaultdict(Counter)
@@ -42,7 +43,8 @@ class Tally:
         self.malformed_count[source] += 1
         if len(self.malformed) < MAX_MALFORMED_LISTED:
             self.malformed.append(f"{where}: {problem}")
-        log.warning("%s: %s (skipped)", where, problem)
+        if not self.quiet:
+            log.warning("%s: %s (skipped)", where, problem)
 
     def summary(self) -> dict[str, Any]:
         sources = sorted(set(self.seen) | set(self.kept) | set(self.removed) | set(self.malformed_count))

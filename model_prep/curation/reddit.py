@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import zstandard
+from pydantic import BaseModel
 
 from model_prep.curation.records import Candidate, Tally
 from model_prep.curation.text import plain_links_removed
@@ -60,66 +61,87 @@ def score(record: dict) -> int:
         return 0
 
 
-def writing_prompts(files: list[Path], tally: Tally, min_prompt_score: int = 50, min_story_score: int = 20,
-                    min_story_chars: int = 500, keep_top: int = 5000) -> list[Candidate]:
-    """Premises with their highest-voted top-level story, best premise first."""
-    heap: list[tuple[int, str, str]] = []  # (score, id, premise)
+class Thresholds(BaseModel):
+    prompt_score: int = 50  # a [WP] premise's votes
+    story_score: int = 20  # its story's votes
+    story_chars: int = 500
+    question_score: int = 500  # an AskReddit question's votes
+    keep_top: int = 5000  # premises held while the comments stream past
+
+
+def read_dump(files: list[Path], tally: Tally, limits: Thresholds | None = None
+              ) -> tuple[list[Candidate], list[Candidate]]:
+    """(WritingPrompts premises with their best top-level story, AskReddit questions), each best first. Pass 1
+    reads the submissions of both, pass 2 the comments on the premises kept."""
+    limits = limits or Thresholds()
+    premises: list[tuple[int, str, str]] = []  # heap of (score, id, premise)
+    questions = []
     for path in files:
         for record in iter_records(path, tally, WRITING_PROMPTS):
-            if subreddit(record) != "writingprompts" or "title" not in record:
+            if "title" not in record:
                 continue
-            tally.seen[WRITING_PROMPTS] += 1
-            title = str(record["title"])
-            if not title.startswith("[WP]"):
-                tally.remove(WRITING_PROMPTS, "not a [WP] premise")
-            elif score(record) < min_prompt_score or record.get("over_18"):
-                tally.remove(WRITING_PROMPTS, f"premise score < {min_prompt_score} or NSFW")
-            else:
-                entry = (score(record), str(record.get("id")), title.removeprefix("[WP]").strip())
-                if len(heap) < keep_top:
-                    heapq.heappush(heap, entry)
-                else:
-                    heapq.heappushpop(heap, entry)
-    premises = {post_id: (votes, text) for votes, post_id, text in heap}
+            if subreddit(record) == "writingprompts":
+                entry = premise(record, tally, limits)
+                if entry and len(premises) < limits.keep_top:
+                    heapq.heappush(premises, entry)
+                elif entry:
+                    heapq.heappushpop(premises, entry)
+            elif subreddit(record) == "askreddit" and (candidate := ask_reddit_question(record, tally, limits)):
+                questions.append(candidate)
+    by_id = {post_id: (votes, text) for votes, post_id, text in premises}
     stories: dict[str, dict] = {}
     for path in files:
-        for record in iter_records(path, Tally(), WRITING_PROMPTS):  # malformed lines were reported above
+        for record in iter_records(path, Tally(quiet=True), WRITING_PROMPTS):
             link = str(record.get("link_id", "")).removeprefix("t3_")
-            if link not in premises or record.get("parent_id") != f"t3_{link}" or "body" not in record:
-                continue
-            body = str(record["body"]).strip()
-            if body in GONE or record.get("author") == "AutoModerator" or len(body) < min_story_chars:
-                continue
-            if score(record) >= min_story_score and score(record) > score(stories.get(link, {})):
+            if link in by_id and record.get("parent_id") == f"t3_{link}" and story_ok(record, limits) \
+                    and score(record) > score(stories.get(link, {})):
                 stories[link] = record
     candidates = []
-    for post_id, (votes, premise) in premises.items():
+    for post_id, (votes, text) in by_id.items():
         story = stories.get(post_id)
         if story is None:
-            tally.remove(WRITING_PROMPTS, f"no story with score >= {min_story_score} and >= {min_story_chars} chars")
+            tally.remove(WRITING_PROMPTS, f"no story with score >= {limits.story_score} and "
+                                          f">= {limits.story_chars} chars")
             continue
         candidates.append(Candidate(
-            conversations=[premise, plain_links_removed(str(story["body"]))], source=WRITING_PROMPTS, score=votes,
+            conversations=[text, plain_links_removed(str(story["body"]))], source=WRITING_PROMPTS, score=votes,
             provenance={"submission_id": post_id, "comment_id": story.get("id"), "story_score": score(story),
                         "licence": LICENCE},
         ))
+    return ranked(candidates), ranked(questions)
+
+
+def ranked(candidates: list[Candidate]) -> list[Candidate]:
     return sorted(candidates, key=lambda c: (-c.score, c.provenance["submission_id"]))
 
 
-def ask_reddit(files: list[Path], tally: Tally, min_score: int = 500) -> list[Candidate]:
-    """Self-contained questions (a title ending in '?', no body, not NSFW), best first; prompts only."""
-    candidates = []
-    for path in files:
-        for record in iter_records(path, Tally(), ASK_REDDIT):  # malformed lines: reported by writing_prompts
-            if subreddit(record) != "askreddit" or "title" not in record:
-                continue
-            tally.seen[ASK_REDDIT] += 1
-            title = " ".join(str(record["title"]).split())
-            if str(record.get("selftext", "")).strip() not in GONE or not title.endswith("?"):
-                tally.remove(ASK_REDDIT, "not self-contained (has a body or is not a question)")
-            elif score(record) < min_score or record.get("over_18"):
-                tally.remove(ASK_REDDIT, f"score < {min_score} or NSFW")
-            else:
-                candidates.append(Candidate(conversations=[title], source=ASK_REDDIT, score=score(record),
-                                            provenance={"submission_id": str(record.get("id")), "licence": LICENCE}))
-    return sorted(candidates, key=lambda c: (-c.score, c.provenance["submission_id"]))
+def premise(record: dict, tally: Tally, limits: Thresholds) -> tuple[int, str, str] | None:
+    tally.seen[WRITING_PROMPTS] += 1
+    title = str(record["title"])
+    if not title.startswith("[WP]"):
+        tally.remove(WRITING_PROMPTS, "not a [WP] premise")
+    elif score(record) < limits.prompt_score or record.get("over_18"):
+        tally.remove(WRITING_PROMPTS, f"premise score < {limits.prompt_score} or NSFW")
+    else:
+        return score(record), str(record.get("id")), title.removeprefix("[WP]").strip()
+    return None
+
+
+def story_ok(record: dict, limits: Thresholds) -> bool:
+    body = str(record.get("body", "")).strip()
+    return (body not in GONE and record.get("author") != "AutoModerator" and len(body) >= limits.story_chars
+            and score(record) >= limits.story_score)
+
+
+def ask_reddit_question(record: dict, tally: Tally, limits: Thresholds) -> Candidate | None:
+    """A self-contained question (a title ending in '?', no body, not NSFW); a prompt alone."""
+    tally.seen[ASK_REDDIT] += 1
+    title = " ".join(str(record["title"]).split())
+    if str(record.get("selftext", "")).strip() not in GONE or not title.endswith("?"):
+        tally.remove(ASK_REDDIT, "not self-contained (has a body or is not a question)")
+    elif score(record) < limits.question_score or record.get("over_18"):
+        tally.remove(ASK_REDDIT, f"score < {limits.question_score} or NSFW")
+    else:
+        return Candidate(conversations=[title], source=ASK_REDDIT, score=score(record),
+                         provenance={"submission_id": str(record.get("id")), "licence": LICENCE})
+    return None

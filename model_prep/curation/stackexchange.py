@@ -56,8 +56,9 @@ def site_name(directory: Path) -> str:
     return directory.name.removesuffix(".com").removesuffix(".stackexchange").removesuffix(".net")
 
 
-def stem_sites() -> set[str]:
-    return set(tomllib.loads(SITES_FILE.read_text())["stem"])
+SITE_LISTS = tomllib.loads(SITES_FILE.read_text())
+STEM_SITES = frozenset(SITE_LISTS["stem"])
+SITES_EXCLUDED = frozenset(SITE_LISTS["exclude"])
 
 
 @dataclass(order=True)
@@ -94,6 +95,7 @@ def better_answer(row: dict[str, str], current: dict[str, str] | None, accepted_
 @dataclass
 class Site:
     name: str
+    directory: Path
     stem: bool
     questions: int  # every question in the dump: the site's size for temperature sampling
     candidates: list[Candidate]
@@ -155,7 +157,7 @@ def read_site(directory: Path, tally: Tally, seed: int, keep_top: int = 500, fil
                         "asker": question.owner, "answerer": question.answer["OwnerUserId"],
                         "licence": LICENCE, "filters": [name for name, _ in rules]},
         ))
-    return Site(name, name in stem_sites(), questions, candidates)
+    return Site(name, directory, name in STEM_SITES, questions, candidates)
 
 
 def temperature_sample(sites: list[Site], count: int, temperature: float, seed: int) -> list[Candidate]:

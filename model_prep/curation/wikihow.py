@@ -78,12 +78,13 @@ def as_candidate(row: dict[str, str], line: int, path: Path) -> Candidate | None
 
 
 def sample(path: Path, count: int, seed: int, tally: Tally) -> list[Candidate]:
-    sizes = Counter(category(row) for _, row in iter_articles(path, Tally()))  # pass 1: sizes (no reports twice)
+    sizes = Counter(category(row) for _, row in iter_articles(path, Tally(quiet=True)))  # pass 1: sizes
     if not sizes:
         return []
     rng = random.Random(seed)
-    categories = sorted(sizes)
-    wanted = Counter(rng.choice(categories) for _ in range(count))
+    wanted: Counter[str] = Counter()
+    for _ in range(min(count, sum(sizes.values()))):  # a category with no article left is not drawn again
+        wanted[rng.choice(sorted(c for c in sizes if wanted[c] < sizes[c]))] += 1
     reservoirs: dict[str, list[tuple[int, dict[str, str]]]] = {name: [] for name in wanted}
     seen: Counter[str] = Counter()
     for line, row in iter_articles(path, tally):  # pass 2: reservoir sampling per category
