@@ -17,7 +17,7 @@ TORCH_CPU := torch==2.13.0
 MISMATCHED := torchvision torchaudio torchcodec
 QUIET_PIP := grep -v "is ignored: it is neither a file nor a directory" || true
 
-.PHONY: help setup browser demo train-demo serve test lint bench bench-history bench-train clean
+.PHONY: help setup browser demo train-demo serve test lint bench bench-history bench-train bench-data clean
 
 help:
 	@echo "make demo   set up (first time), then the chat page on http://127.0.0.1:7860 and the API on :8000/v1"
@@ -26,6 +26,7 @@ help:
 	@echo "make bench  this server vs vLLM's own OpenAI server (bench/serve.py)"
 	@echo "make bench-history  store overhead per turn, TTFT with server-side history (bench/history.py)"
 	@echo "make bench-train  training tokens/s, this trainer vs TRL's SFTTrainer (bench/train.py)"
+	@echo "make bench-data  Stack Exchange build MB/s and peak memory at 100 MB and 1 GB (bench/data_build.py)"
 
 setup: $(STAMP)
 
@@ -77,6 +78,9 @@ bench-history: setup
 bench-train: setup
 	$(BIN)/pip install -q -e ".[$(LIMA_TARGET),bench]" 2>&1 | $(QUIET_PIP)
 	$(BIN)/python bench/train.py --epochs 2 --rounds 2
+
+bench-data: setup
+	$(BIN)/python bench/data_build.py
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache

@@ -5,10 +5,9 @@ with an optional `"split"` of train, dev or test. Train and dev rows end with an
 a prompt alone. Roles must alternate starting with the user, no turn may be empty or over MAX_TURN_CHARS.
 """
 
-import json
 from pathlib import Path
 
-from model_prep.curation.records import Candidate, Tally
+from model_prep.curation.records import Candidate, Tally, json_lines
 
 SOURCE = "authored"
 MAX_TURN_CHARS = 20_000
@@ -58,16 +57,10 @@ def read(path: Path, tally: Tally) -> list[tuple[Candidate, str | None]]:
     """The valid rows with their requested split (None: the build decides)."""
     rows = []
     with path.open(encoding="utf-8") as stream:
-        for number, line in enumerate(stream, 1):
-            if not line.strip():
-                continue
+        for number, raw in json_lines(stream, path, tally, SOURCE):
             tally.seen[SOURCE] += 1
             try:
-                raw = json.loads(line)
                 turns, split = validated(raw)
-            except json.JSONDecodeError as error:
-                tally.bad_input(SOURCE, path, number, f"bad JSON ({error.msg})")
-                continue
             except ValueError as error:
                 tally.bad_input(SOURCE, path, number, str(error))
                 continue

@@ -1,8 +1,10 @@
 """What every source reader produces (candidates in LIMA's row format with provenance) and the tally of what
 each rule removed and which input lines were malformed, for the build report."""
 
+import json
 import logging
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -53,3 +55,14 @@ class Tally:
                      "kept": self.kept[source], "malformed": self.malformed_count[source]}
             for source in sources
         } | {"malformed_examples": self.malformed}
+
+
+def json_lines(lines: Iterable[str], path: object, tally: Tally, source: str) -> Iterator[tuple[int, Any]]:
+    """(line number, value) of each non-blank JSON line; a line that does not parse is reported and skipped."""
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            yield number, json.loads(line)
+        except json.JSONDecodeError as error:
+            tally.bad_input(source, path, number, f"bad JSON ({error.msg})")

@@ -9,14 +9,13 @@ Memory stays flat: only the `keep_top` best premises are held while the comments
 
 import heapq
 import io
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import zstandard
 from pydantic import BaseModel
 
-from model_prep.curation.records import Candidate, Tally
+from model_prep.curation.records import Candidate, Tally, json_lines
 from model_prep.curation.text import plain_links_removed
 
 WRITING_PROMPTS = "reddit_writingprompts"
@@ -30,14 +29,8 @@ def iter_records(path: Path, tally: Tally, source: str) -> Iterator[dict]:
     with path.open("rb") as raw:
         binary = zstandard.ZstdDecompressor(max_window_size=2**31).stream_reader(raw) if path.suffix == ".zst" \
             else raw
-        for number, line in enumerate(io.TextIOWrapper(binary, encoding="utf-8", errors="replace"), 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                tally.bad_input(source, path, number, f"bad JSON ({error.msg})")
-                continue
+        lines = io.TextIOWrapper(binary, encoding="utf-8", errors="replace")
+        for number, record in json_lines(lines, path, tally, source):
             if isinstance(record, dict):
                 yield record
             else:

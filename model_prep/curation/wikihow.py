@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-from model_prep.curation.records import Candidate, Tally
+from model_prep.curation.records import Candidate, Tally, json_lines
 from model_prep.curation.text import plain_links_removed
 
 SOURCE = "wikihow"
@@ -42,14 +42,7 @@ def iter_articles(path: Path, tally: Tally) -> Iterator[tuple[int, dict[str, str
                 yield from _checked(index, row, path, tally)
             return
         stream.seek(0)
-        for number, line in enumerate(stream, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                tally.bad_input(SOURCE, path, number, f"bad JSON ({error.msg})")
-                continue
+        for number, row in json_lines(stream, path, tally, SOURCE):
             yield from _checked(number, row, path, tally)
 
 
