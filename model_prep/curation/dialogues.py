@@ -28,7 +28,7 @@ def chains(site_dir: Path, candidates: list[Candidate], tally: Tally) -> list[Ca
     path = site_dir / "Comments.xml"
     if not path.is_file():
         return []
-    for row in iter_rows(path, tally, SOURCE):
+    for _, row in iter_rows(path, tally, SOURCE):
         if row.get("PostId") in by_answer and row.get("Text") and row.get("Id", "").isdigit():
             comments[row["PostId"]].append((int(row["Id"]), row))
     dialogues = []

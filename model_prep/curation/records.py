@@ -5,9 +5,11 @@ import json
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
+from tqdm.auto import tqdm
 
 log = logging.getLogger(__name__)
 MAX_MALFORMED_LISTED = 200
@@ -66,3 +68,9 @@ def json_lines(lines: Iterable[str], path: object, tally: Tally, source: str) ->
             yield number, json.loads(line)
         except json.JSONDecodeError as error:
             tally.bad_input(source, path, number, f"bad JSON ({error.msg})")
+
+
+def progress_reader(path: Path) -> Any:
+    """The file opened for binary reading, its reads counted on a progress bar (several GB for a large site)."""
+    return tqdm.wrapattr(path.open("rb"), "read", total=path.stat().st_size, desc=f"{path.parent.name}/{path.name}",
+                         leave=False)

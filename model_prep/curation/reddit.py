@@ -15,7 +15,7 @@ from pathlib import Path
 import zstandard
 from pydantic import BaseModel
 
-from model_prep.curation.records import Candidate, Tally, json_lines
+from model_prep.curation.records import Candidate, Tally, json_lines, progress_reader
 from model_prep.curation.text import plain_links_removed
 
 WRITING_PROMPTS = "reddit_writingprompts"
@@ -26,7 +26,7 @@ GONE = {"", "[deleted]", "[removed]"}
 
 def iter_records(path: Path, tally: Tally, source: str) -> Iterator[dict]:
     """JSON objects of an NDJSON file, .zst or plain; a bad line is reported with its number and skipped."""
-    with path.open("rb") as raw:
+    with progress_reader(path) as raw:
         binary = zstandard.ZstdDecompressor(max_window_size=2**31).stream_reader(raw) if path.suffix == ".zst" \
             else raw
         lines = io.TextIOWrapper(binary, encoding="utf-8", errors="replace")

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from model_prep.curation.records import Candidate, Tally
+from model_prep.curation.records import Candidate, Tally, progress_reader
 from model_prep.curation.text import answer_rules, first_failed, html_to_markdown
 
 SOURCE = "stackexchange"
@@ -25,19 +25,19 @@ SITES_FILE = Path(__file__).with_name("stackexchange_sites.toml")
 MIN_ANSWER_SCORE = 10
 
 
-def iter_rows(path: Path, tally: Tally, source: str = SOURCE) -> Iterator[dict[str, str]]:
-    """The attributes of every <row> element, streamed. Broken XML is reported with its line; the rows before
-    it are kept and the rest of that file is skipped (expat cannot resynchronise)."""
-    rows: list[dict[str, str]] = []
+def iter_rows(path: Path, tally: Tally, source: str = SOURCE) -> Iterator[tuple[int, dict[str, str]]]:
+    """(line, attributes) of every <row> element, streamed, with a progress bar in bytes. Broken XML is reported
+    with its line; the rows before it are kept and the rest of that file is skipped (expat cannot resynchronise)."""
+    rows: list[tuple[int, dict[str, str]]] = []
     parser = xml.parsers.expat.ParserCreate()
     parser.buffer_text = True
 
     def start(name: str, attributes: dict[str, str]) -> None:
         if name == "row":
-            rows.append(attributes)
+            rows.append((parser.CurrentLineNumber, attributes))
 
     parser.StartElementHandler = start
-    with path.open("rb") as stream:
+    with progress_reader(path) as stream:
         try:
             while chunk := stream.read(CHUNK):
                 parser.Parse(chunk, False)
@@ -108,7 +108,7 @@ def read_site(directory: Path, tally: Tally, seed: int, keep_top: int = 500, fil
     heap: list[Question] = []
     by_id: dict[str, Question] = {}
     questions = 0
-    for row in iter_rows(directory / "Posts.xml", tally):
+    for line, row in iter_rows(directory / "Posts.xml", tally):
         try:
             kind, score = row.get("PostTypeId"), int(row.get("Score", "0"))
             if kind == "1":
@@ -134,7 +134,7 @@ def read_site(directory: Path, tally: Tally, seed: int, keep_top: int = 500, fil
                 question.answer = {key: row[key] for key in ("Id", "Score", "Body") if key in row}
                 question.answer["OwnerUserId"] = row.get("OwnerUserId", "")
         except (KeyError, ValueError) as error:
-            tally.bad_input(SOURCE, directory / "Posts.xml", None, f"post {row.get('Id', '?')}: bad field {error}")
+            tally.bad_input(SOURCE, directory / "Posts.xml", line, f"post {row.get('Id', '?')}: bad field {error}")
     rules = answer_rules() if filtered else []
     candidates = []
     for question in sorted(heap, reverse=True):
