@@ -78,6 +78,7 @@ def write_stackexchange(root: Path) -> Path:
     (cooking / "Posts.xml").write_text(xml_rows([
         question(1, "How long should pasta rest after draining it?", 30),
         answer(2, 1, 12, answer_html("pasta water")),
+        question(3, "Which knife is best for slicing ripe tomatoes?", "many"),  # a score that is not a number
     ]))
     physics = root / "physics.stackexchange.com"
     physics.mkdir()

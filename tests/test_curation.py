@@ -90,6 +90,15 @@ def test_broken_xml_is_reported_with_its_line_and_the_rows_before_it_kept(source
     assert message.endswith("physics.stackexchange.com/Posts.xml:5: broken XML (unclosed token)")
 
 
+def test_a_bad_field_is_reported_with_its_line(sources: dict[str, Path]) -> None:
+    tally = Tally()
+    site = stackexchange.read_site(sources["stackexchange"] / "cooking.stackexchange.com", tally, seed=0)
+    assert [c.provenance["question_id"] for c in site.candidates] == [1]
+    (message,) = tally.malformed
+    assert message.endswith("cooking.stackexchange.com/Posts.xml:5: post 3: bad field invalid literal for int() "
+                            "with base 10: 'many'")
+
+
 def test_temperature_sampling_flattens_site_sizes() -> None:
     def site(name: str, questions: int) -> stackexchange.Site:
         candidates = [Candidate(conversations=[f"{name} {i}", "a"], source="stackexchange") for i in range(3000)]
@@ -209,7 +218,7 @@ def test_build_writes_the_splits_with_provenance_and_a_report(sources: dict[str,
     assert not test_prompts & {r["conversations"][0] for r in train + dev}
     removed = report["sources"]["authored"]["removed"]
     assert removed == {"exact duplicate (train)": 1, "near duplicate (train)": 1}
-    assert report["sources"]["stackexchange"]["malformed"] == 1
+    assert report["sources"]["stackexchange"]["malformed"] == 2  # broken physics XML, cooking bad score
     assert {"stem", "other"} <= {site["group"] for site in report["stackexchange_sites"]}
     assert "es.stackoverflow" not in {site["site"] for site in report["stackexchange_sites"]}  # excluded
     text = (tmp_path / "a" / "report.md").read_text()
