@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 
 from vllm import SamplingParams
 from vllm.exceptions import GracefulHTTPError, VLLMClientError, VLLMValidationError
-from vllm.sampling_params import RequestOutputKind
+from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 from vllm.v1.engine.exceptions import EngineDeadError
 
 from server import metrics
 from server.engine import ChatEngine
 from server.errors import APIError
-from server.protocol import SamplingFields, new_id
+from server.protocol import ResponseFormat, SamplingFields, new_id
 
 SAMPLING_FIELDS = (
     "temperature", "top_p", "seed", "presence_penalty", "frequency_penalty", "repetition_penalty", "min_tokens",
@@ -64,9 +64,18 @@ def sampling_params(
             max_tokens=request.max_tokens or min(default_max, room),
             stop=stop,
             output_kind=RequestOutputKind.DELTA if request.stream else RequestOutputKind.FINAL_ONLY,
+            structured_outputs=structured_outputs(request.response_format),
         )
     except (ValueError, VLLMValidationError) as exc:
         raise APIError(400, str(exc), param=getattr(exc, "parameter", None), code="invalid_value") from exc
+
+
+def structured_outputs(response_format: ResponseFormat | None) -> StructuredOutputsParams | None:
+    if response_format is None or response_format.type == "text":
+        return None
+    if response_format.type == "json_object":
+        return StructuredOutputsParams(json_object=True)
+    return StructuredOutputsParams(json=response_format.json_schema.schema_)
 
 
 def start_generation(

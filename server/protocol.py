@@ -37,6 +37,26 @@ class StreamOptions(BaseModel):
     include_usage: bool = False
 
 
+class JSONSchemaFormat(BaseModel):
+    name: str = Field(..., min_length=1, max_length=64)
+    schema_: dict[str, Any] = Field(..., alias="schema")
+    description: str | None = None
+    strict: bool | None = None
+
+
+class ResponseFormat(BaseModel):
+    """OpenAI's structured output: the answer is constrained (by vLLM's grammar backend) to JSON or a schema."""
+
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: JSONSchemaFormat | None = None
+
+    @model_validator(mode="after")
+    def _schema_given(self) -> "ResponseFormat":
+        if self.type == "json_schema" and self.json_schema is None:
+            raise ValueError("response_format of type 'json_schema' needs 'json_schema' with a 'schema'")
+        return self
+
+
 class SamplingFields(BaseModel):
     """Fields shared by chat and text completions. None means: the model's generation config decides."""
 
@@ -54,6 +74,7 @@ class SamplingFields(BaseModel):
     repetition_penalty: float | None = Field(None, gt=0.0, le=10.0)  # vLLM extra; LIMA uses 1.2
     min_tokens: int | None = Field(None, ge=0)  # vLLM extra
     ignore_eos: bool | None = None  # vLLM extra: generate exactly max_tokens (benchmarks)
+    response_format: ResponseFormat | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
     user: str | None = Field(None, max_length=256)

@@ -56,3 +56,34 @@ def test_default_server_chose_float32_on_this_cpu(default_server: LiveServer) ->
     if cpu_has_native_bf16():
         pytest.skip("this CPU has native bf16, so the checkpoint's bfloat16 is kept")
     assert "serving in float32" in log and "dtype=torch.float32" in log
+
+
+VERDICT = {"type": "object", "properties": {"verdict": {"type": "string", "enum": ["A", "B", "TIE"]}},
+           "required": ["verdict"], "additionalProperties": False}
+
+
+def test_structured_output_follows_the_schema(client: openai.OpenAI) -> None:
+    """response_format (OpenAI's structured output) constrains the answer through vLLM's grammar backend."""
+    for question in ("Which is better, A or B?", "Say hello.", "Write a poem about the sea."):
+        reply = client.chat.completions.create(
+            messages=[{"role": "user", "content": question}], model="SmolLM2-135M-Instruct", max_tokens=40,
+            temperature=0.7, response_format={"type": "json_schema", "json_schema": {"name": "v", "schema": VERDICT}})
+        assert json.loads(reply.choices[0].message.content)["verdict"] in ("A", "B", "TIE")
+    reply = client.chat.completions.create(messages=[{"role": "user", "content": "List two colours."}],
+                                           model="SmolLM2-135M-Instruct", max_tokens=12,
+                                           response_format={"type": "json_object"})
+    assert reply.choices[0].message.content.lstrip().startswith("{")
+
+
+def test_a_bad_response_format_is_a_400(client: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as missing:
+        client.chat.completions.create(messages=[{"role": "user", "content": "Hi"}], model="SmolLM2-135M-Instruct",
+                                       response_format={"type": "json_schema"})
+    assert missing.value.body["param"] == "response_format"
+    with pytest.raises(openai.BadRequestError) as invalid:
+        client.chat.completions.create(
+            messages=[{"role": "user", "content": "Hi"}], model="SmolLM2-135M-Instruct",
+            response_format={"type": "json_schema", "json_schema": {"name": "v", "schema": {"type": "objekt"}}})
+    assert "objekt" in invalid.value.body["message"]
+    assert client.chat.completions.create(messages=[{"role": "user", "content": "Hi"}],
+                                          model="SmolLM2-135M-Instruct", max_tokens=4).choices[0].message.content

@@ -14,7 +14,7 @@ import pytest
 from lima.cli import main
 from model_prep.evaluate.agreement import read_labels
 from model_prep.evaluate.config import Decoding, Endpoint, EvalConfig
-from model_prep.evaluate.judge import parse
+from model_prep.evaluate.judge import VERDICTS, parse
 from model_prep.evaluate.report import pairwise_outcome
 from model_prep.evaluate.run import run
 from model_prep.evaluate.stats import mean_interval, shares, tie_discounted_accuracy
@@ -46,6 +46,8 @@ def test_judge_replies_are_parsed_or_reported_unparsed() -> None:
     assert parse("likert", "SCORE: 5") == "5" and parse("likert", "SCORE: 7") is None
     assert parse("safety", "SAFETY: UNSAFE") == "UNSAFE" and parse("safety", "SAFETY: SAFE") == "SAFE"
     assert parse("safety", "¯\\_(ツ)_/¯") is None
+    assert parse("pairwise", '{"verdict": "b"}') == "B"  # structured output
+    assert parse("pairwise", '{"verdict": "C"}') is None and parse("pairwise", '{"verdict": ') is None
 
 
 def test_both_orders_must_agree_for_a_win_or_a_loss() -> None:
@@ -77,7 +79,8 @@ def test_bootstrap_intervals() -> None:
     assert 0.08 < result["win"]["high"] - result["win"]["low"] < 0.25  # ~ ±1.96 * sqrt(.6 * .4 / 100)
     assert shares(outcomes, ("win",), 1000, seed=0) == shares(outcomes, ("win",), 1000, seed=0)
     likert = mean_interval([4, 5, 6, 5, 4, 5], 1000, seed=0)
-    assert likert["low"] <= likert["mean"] == pytest.approx(29 / 6) <= likert["high"]
+    assert likert["mean"] == pytest.approx(29 / 6)
+    assert likert["low"] < likert["mean"] < likert["high"]
 
 
 def write_inputs(directory: Path) -> tuple[Path, Path]:
@@ -92,7 +95,7 @@ def eval_config(server: LiveServer, out: Path, test: Path, dialogues: Path) -> E
     url = f"{server.url}/v1"
     return EvalConfig(out=out, test=test, dialogues=dialogues, candidate=Endpoint(name="lima", base_url=url),
                       baselines=[Endpoint(name="base", base_url=url)], judge=Endpoint(name="judge", base_url=url),
-                      decoding=Decoding(max_tokens=24), judge_max_tokens=8, concurrency=8)
+                      decoding=Decoding(max_tokens=24), judge_max_tokens=32, concurrency=8)
 
 
 def model_calls(server: LiveServer) -> float:
@@ -125,15 +128,17 @@ def test_all_five_protocols_then_resume_without_duplicate_calls(default_server: 
     for protocol, calls in expected_calls.items():
         records = [json.loads(line) for line in (out / "judgements" / f"{protocol}.jsonl").read_text().splitlines()]
         assert len(records) == calls == summary[protocol]["calls"], protocol
-        for record in records:  # every call is kept: prompt, every reply, the parsed verdict or None
+        for record in records:  # every call is kept: prompt, every reply, the parsed verdict
             assert record["template"] == f"{protocol}_v1" and record["prompt"] and record["replies"]
             assert 1 <= len(record["replies"]) <= config.judge_retries + 1
-        assert summary[protocol]["unparsed"] == sum(r["verdict"] is None for r in records)
+            # The server takes response_format, so even a 135M judge gives a well-formed verdict.
+            assert record["structured"] and record["verdict"] in VERDICTS[protocol][1]
+        assert summary[protocol]["unparsed"] == 0
     pairwise = summary["pairwise"]["by_endpoint"]["base"]
-    assert pairwise["judged"] + pairwise["not_judged"] == 4
+    assert pairwise["judged"] == 4
     assert sum(o["count"] for o in pairwise["outcomes"].values()) == pairwise["judged"]
     turns = summary["multiturn"]["by_endpoint"]["lima"]
-    assert turns["conversations"] == 2 and turns["turns"] <= 4
+    assert turns["conversations"] == 2 and turns["turns"] == 4
     rows = (out / "generations" / "lima.dialogues.jsonl").read_text().splitlines()
     dialogue_rows = [json.loads(line) for line in rows]
     assert {r["turn"] for r in dialogue_rows} == {0, 1} and all(r["conversation_id"] for r in dialogue_rows)

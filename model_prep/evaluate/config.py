@@ -18,6 +18,9 @@ class Endpoint(BaseModel):
     # LIMA decodes with repetition penalty 1.2; OpenAI's own API has no such field. None: send it, and drop it
     # for this endpoint if the endpoint refuses it.
     repetition_penalty: bool | None = None
+    # As a judge: constrain the verdict with response_format (a JSON schema). None: try, and fall back to
+    # parsing free text if the endpoint refuses it.
+    structured_output: bool | None = None
 
     @classmethod
     def parse(cls, spec: str) -> "Endpoint":

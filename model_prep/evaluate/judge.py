@@ -1,7 +1,11 @@
 """The judge: versioned prompt templates (templates/<protocol>_v<N>.txt), one call per judgement at
-temperature 0, and a parser for each protocol's verdict line. A reply that does not parse is asked for again
-(`retries` times, with a reminder of the format), then recorded as unparsed: never a crash, never dropped."""
+temperature 0, and a parser for each protocol's verdict line. Where the judge takes OpenAI's structured output
+(`response_format` with a JSON schema: OpenAI, vLLM, this project's server), the verdict is constrained to
+{"verdict": <one of the labels>}; otherwise the template's one-line format is parsed. A reply that does not parse
+is asked for again (`retries` times, with a reminder of the format), then recorded as unparsed: never a crash,
+never dropped."""
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -24,12 +28,26 @@ def template(protocol: str) -> str:
     return (TEMPLATES / f"{protocol}_{TEMPLATE_VERSION}.txt").read_text()
 
 
+def verdict_schema(protocol: str) -> dict[str, Any]:
+    labels = VERDICTS[protocol][1]
+    return {"type": "json_schema", "json_schema": {"name": f"{protocol}_verdict", "strict": True, "schema": {
+        "type": "object", "properties": {"verdict": {"type": "string", "enum": list(labels)}},
+        "required": ["verdict"], "additionalProperties": False}}}
+
+
 def parse(protocol: str, reply: str | None) -> str | None:
-    """The label of `reply`, or None when it has none or contradicts itself. Accepts the verdict line
-    anywhere ("VERDICT: B", "**Verdict:** b") or a reply that is just the label."""
+    """The label of `reply`, or None when it has none or contradicts itself. Accepts {"verdict": label}, the
+    verdict line anywhere ("VERDICT: B", "**Verdict:** b") or a reply that is just the label."""
     marker, labels = VERDICTS[protocol]
     if not reply or not reply.strip():
         return None
+    try:
+        structured = json.loads(reply)
+    except json.JSONDecodeError:
+        structured = None
+    if isinstance(structured, dict):
+        verdict = str(structured.get("verdict", "")).upper()
+        return verdict if verdict in labels else None
     alternatives = "|".join(sorted(labels, key=len, reverse=True))
     found = {m.upper() for m in re.findall(rf"{marker}\W*\s*({alternatives})\b", reply, flags=re.I)}
     if not found:
@@ -39,16 +57,17 @@ def parse(protocol: str, reply: str | None) -> str | None:
 
 
 async def judge(client: AsyncOpenAI, model: str, protocol: str, fields: dict[str, str], retries: int,
-                max_tokens: int) -> dict[str, Any]:
-    """One judgement: {"prompt", "replies", "verdict" (None: unparsed), "template"}."""
+                max_tokens: int, structured: bool) -> dict[str, Any]:
+    """One judgement: {"prompt", "replies", "verdict" (None: unparsed), "template", "structured"}."""
     marker, labels = VERDICTS[protocol]
     prompt = template(protocol).format(**fields)
     messages: list[dict[str, str]] = [{"role": "user", "content": prompt}]
     replies: list[str] = []
     verdict = None
     for _ in range(retries + 1):
-        completion = await client.chat.completions.create(model=model, messages=messages, temperature=0.0,
-                                                          max_tokens=max_tokens)
+        completion = await client.chat.completions.create(
+            model=model, messages=messages, temperature=0.0, max_tokens=max_tokens,
+            **({"response_format": verdict_schema(protocol)} if structured else {}))
         reply = completion.choices[0].message.content or ""
         replies.append(reply)
         verdict = parse(protocol, reply)
@@ -58,4 +77,4 @@ async def judge(client: AsyncOpenAI, model: str, protocol: str, fields: dict[str
                      {"role": "user", "content": f"Reply with exactly one line: {marker}: one of "
                                                  f"{', '.join(labels)}."}]
     return {"prompt": prompt, "replies": replies, "verdict": verdict,
-            "template": f"{protocol}_{TEMPLATE_VERSION}"}
+            "template": f"{protocol}_{TEMPLATE_VERSION}", "structured": structured}

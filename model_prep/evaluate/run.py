@@ -33,6 +33,7 @@ class Client:
                                   timeout=600)
         self.model = endpoint.model or ""
         self.repetition_penalty = endpoint.repetition_penalty is not False
+        self.structured = endpoint.structured_output is not False
 
     async def resolve_model(self) -> None:
         if not self.model:
@@ -150,8 +151,19 @@ class Runner:
                          records: Records) -> None:
         """Judge every (key, template fields) not judged yet."""
         async def one(key: str, fields: dict[str, str]) -> None:
-            result = await judge(judge_client.openai, judge_client.model, protocol, fields,
-                                 self.config.judge_retries, self.config.judge_max_tokens)
+            def call() -> Awaitable[dict[str, Any]]:
+                return judge(judge_client.openai, judge_client.model, protocol, fields, self.config.judge_retries,
+                             self.config.judge_max_tokens, judge_client.structured)
+
+            try:
+                result = await call()
+            except openai.BadRequestError as error:
+                if not (judge_client.structured and "response_format" in str(error)
+                        and judge_client.endpoint.structured_output is None):
+                    raise
+                log.warning("the judge does not take response_format: parsing its free-text verdicts")
+                judge_client.structured = False
+                result = await call()
             records.add({"key": key, **result})
 
         jobs = [one(key, fields) for key, fields in items if key not in records]
