@@ -99,7 +99,8 @@ def multiturn_summary(records: Records, answers: dict[str, Records], dialogues: 
 def plot_preferences(path: Path, candidate: str, pairwise: dict[str, Any]) -> None:
     """Horizontal stacked bars, one per baseline: candidate better / tie / baseline better."""
     baselines = list(pairwise)
-    figure, axis = plt.subplots(figsize=(8, 1.2 + 0.6 * len(baselines)))
+    height = 1.8 + 0.6 * len(baselines)
+    figure, axis = plt.subplots(figsize=(8, height))
     colours = {"win": "#4c72b0", "tie": "#b0b0b0", "loss": "#dd8452"}
     names = {"win": f"{candidate} better", "tie": "neither significantly better", "loss": "baseline better"}
     for row, baseline in enumerate(baselines):
@@ -113,10 +114,9 @@ def plot_preferences(path: Path, candidate: str, pairwise: dict[str, Any]) -> No
     axis.set_yticks(range(len(baselines)), [f"vs {b}" for b in baselines])
     axis.set_xlim(0, 100)
     axis.set_xlabel("% of test prompts")
-    axis.legend(loc="upper center", bbox_to_anchor=(0.5, -0.35 if len(baselines) < 3 else -0.15), ncol=3,
-                frameon=False)
     axis.set_title(f"Preference: {candidate} against each baseline")
-    figure.tight_layout()
+    figure.legend(loc="lower center", ncol=3, frameon=False)
+    figure.tight_layout(rect=(0, 0.45 / height, 1, 1))
     figure.savefig(path, metadata={"Software": None})
     plt.close(figure)
 
