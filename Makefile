@@ -17,7 +17,7 @@ TORCH_CPU := torch==2.13.0
 MISMATCHED := torchvision torchaudio torchcodec
 QUIET_PIP := grep -v "is ignored: it is neither a file nor a directory" || true
 
-.PHONY: help setup browser demo train-demo serve test lint bench bench-history bench-train bench-data clean
+.PHONY: help setup browser prometheus demo train-demo serve test lint bench bench-history bench-train bench-data clean
 
 help:
 	@echo "make demo   set up (first time), then the chat page on http://127.0.0.1:7860 and the API on :8000/v1"
@@ -56,7 +56,16 @@ browser:
 			>/dev/null; } || echo "WARNING: apt-get could not install chromium: the browser test will be skipped"; \
 	else echo "WARNING: no chromium/chromedriver and no root apt-get: the browser test will be skipped"; fi
 
-test: setup browser
+# The monitoring test runs Debian's prometheus (and promtool) against a live server; installed like the browser.
+prometheus:
+	@if [ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's prometheus for the monitoring test"; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			prometheus >/dev/null; } || echo "WARNING: apt-get could not install prometheus: that test will be skipped"; \
+	else echo "WARNING: no prometheus and no root apt-get: the monitoring test will be skipped"; fi
+
+test: setup browser prometheus
 	$(BIN)/ruff check .
 	$(BIN)/pytest
 

@@ -39,6 +39,13 @@ def serve_parser() -> argparse.ArgumentParser:
     history.add_argument("--history-ttl-seconds", type=int, help="expiry after the last write, 0 = never")
     history.add_argument("--history-max-items", type=int, help="items per conversation (LIMA_HISTORY_MAX_ITEMS)")
     history.add_argument("--api-keys-file", type=Path, help="`user_id key` lines (LIMA_API_KEYS_FILE)")
+    limits = parser.add_argument_group("load limits and shutdown")
+    limits.add_argument("--max-pending-requests", type=int,
+                        help="generations running or queued before 503 (LIMA_MAX_PENDING_REQUESTS, 4 x max_num_seqs)")
+    limits.add_argument("--rate-limit-per-minute", type=int, help="per user, shared in Redis; unset = none")
+    limits.add_argument("--rate-limit-burst", type=int, help="bucket size (default: the per-minute rate)")
+    limits.add_argument("--shutdown-timeout-seconds", type=float,
+                        help="on SIGTERM, how long in-flight requests may finish (default 30)")
     add_engine_cli_args(parser)
     return parser
 
@@ -56,7 +63,8 @@ def serve(argv: Sequence[str]) -> int:
     parser.parse_args(argv)  # full validation and --help
     server_fields = {
         "host", "port", "data_dir", "max_request_bytes", "max_choices", "log_level", "redis_url", "redis_dir",
-        "history_ttl_seconds", "history_max_items", "api_keys_file",
+        "history_ttl_seconds", "history_max_items", "api_keys_file", "max_pending_requests", "rate_limit_per_minute",
+        "rate_limit_burst", "shutdown_timeout_seconds",
     }
     settings = ServerSettings(**{k: v for k, v in given.items() if k in server_fields})
     model = given.get("model") or settings.model or str(ensure_default_model(settings.data_dir))
@@ -74,12 +82,13 @@ def serve(argv: Sequence[str]) -> int:
         app = build_app(settings, engine_args, stop_server)
     except (OSError, ValueError) as exc:
         parser.error(f"API keys: {exc}")
-    server = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level))
+    server = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level,
+                                           timeout_graceful_shutdown=settings.shutdown_timeout_seconds))
     print(f"lima: serving {model} on http://{settings.host}:{settings.port}/v1 "
           f"(ready when GET /ready answers 200)", flush=True)
     server.run()
     if app.state.engine_error:
-        print(f"lima: the engine failed to start: {app.state.engine_error}", file=sys.stderr)
+        print(f"lima: stopped because {app.state.engine_error}", file=sys.stderr)
         return 1
     return 0
 

@@ -14,6 +14,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from fastapi import Depends, FastAPI
 from vllm.engine.arg_utils import AsyncEngineArgs
 
+from server.admission import Admission, RateLimiter, enforce_rate_limit
 from server.auth import APIKeys, current_user
 from server.engine import ChatEngine
 from server.errors import install_error_handlers
@@ -25,22 +26,39 @@ from server.routes import chat, completions, conversations, models, ops, respons
 from server.settings import ServerSettings
 
 log = logging.getLogger(__name__)
+ENGINE_CHECK_SECONDS = 1.0
 
 
 async def load_engine(app: FastAPI, engine_args: AsyncEngineArgs, stop_server: Callable[[], None]) -> None:
     try:
-        app.state.engine = await asyncio.to_thread(ChatEngine, engine_args)
-        log.info("engine ready: serving %s (context %d tokens)", app.state.engine.model_name,
-                 app.state.engine.max_model_len)
+        engine = await asyncio.to_thread(ChatEngine, engine_args)
+        limit = app.state.settings.max_pending_requests or 4 * engine.max_num_seqs
+        app.state.admission = Admission(limit)
+        app.state.engine = engine
+        log.info("engine ready: serving %s (context %d tokens, at most %d generations pending)",
+                 engine.model_name, engine.max_model_len, limit)
     except Exception as exc:
-        app.state.engine_error = f"{type(exc).__name__}: {exc}"
+        app.state.engine_error = f"the engine failed to start: {type(exc).__name__}: {exc}"
         log.exception("the engine failed to start; stopping the server")
         stop_server()
+        return
+    await watch_engine(app, stop_server)
+
+
+async def watch_engine(app: FastAPI, stop_server: Callable[[], None]) -> None:
+    """vLLM cannot restart a dead engine process inside this one: /ready turns 503 at once, and the server
+    exits with status 1 so its supervisor (systemd, Docker, Kubernetes) starts a fresh one."""
+    while app.state.engine.is_healthy:
+        await asyncio.sleep(ENGINE_CHECK_SECONDS)
+    app.state.engine_error = "the engine process died"
+    log.error("the engine process died; stopping the server (exit status 1) so that it is restarted")
+    stop_server()
 
 
 async def open_store(app: FastAPI, settings: ServerSettings, stack: AsyncExitStack) -> None:
     """The store on REDIS_URL, else on an embedded redis-server; a failure leaves it None with the reason."""
     app.state.store, app.state.store_error, app.state.redis_server = None, None, None
+    app.state.rate_limiter = None
     url = settings.redis_url
     try:
         if url is None:
@@ -53,6 +71,8 @@ async def open_store(app: FastAPI, settings: ServerSettings, stack: AsyncExitSta
         client = connect(url)
         stack.push_async_callback(client.aclose)
         app.state.store = HistoryStore(client, settings.history_ttl_seconds, settings.history_max_items)
+        if settings.rate_limit_per_minute:
+            app.state.rate_limiter = RateLimiter(client, settings.rate_limit_per_minute, settings.rate_limit_burst)
         if not await app.state.store.ping():
             log.warning("Redis at %s does not answer yet; stateful routes answer 503 until it does", url)
     except (RedisServerError, ValueError) as exc:
@@ -70,13 +90,17 @@ def build_app(
         app.state.settings = settings
         app.state.engine = None
         app.state.engine_error = None
-        loading = asyncio.create_task(load_engine(app, engine_args, stop_server))
+        app.state.admission = None
+        engine_task = asyncio.create_task(load_engine(app, engine_args, stop_server))
         async with AsyncExitStack() as stack:
             await open_store(app, settings, stack)
             try:
                 yield
             finally:
-                await loading  # an engine still starting is finished, then shut down: no orphan processes
+                if app.state.engine is not None:  # loaded: stop watching it
+                    engine_task.cancel()
+                # An engine still starting is finished, then shut down: no orphan processes.
+                await asyncio.gather(engine_task, return_exceptions=True)
                 if app.state.engine is not None:
                     app.state.engine.shutdown()
 
@@ -84,8 +108,10 @@ def build_app(
     app.state.api_keys = APIKeys.from_settings(settings)
     install_error_handlers(app)
     app.include_router(ops.router)
-    for module in (chat, completions, models, conversations, responses):
+    for module in (models, conversations):
         app.include_router(module.router, dependencies=[Depends(current_user)])
+    for module in (chat, completions, responses):  # the generating routes
+        app.include_router(module.router, dependencies=[Depends(current_user), Depends(enforce_rate_limit)])
     declare_routes((chat.ROUTE, completions.ROUTE, responses.ROUTE))
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(MetricsMiddleware)

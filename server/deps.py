@@ -13,7 +13,7 @@ from server.settings import ServerSettings
 def get_engine(request: Request) -> ChatEngine:
     state = request.app.state
     if state.engine is None:
-        reason = f"the engine failed to start: {state.engine_error}" if state.engine_error else "the model is loading"
+        reason = state.engine_error or "the model is loading"
         raise APIError(503, f"Not ready: {reason}.", code="not_ready", headers={"Retry-After": "5"})
     if not state.engine.is_healthy:
         raise APIError(503, "The engine has stopped; the server must be restarted.", code="engine_dead")

@@ -113,6 +113,7 @@ class ChatEngine:
         # The model's generation config (LIMA's decoding for model_prep checkpoints), as SamplingParams fields.
         self.default_sampling: dict[str, Any] = model_config.get_diff_sampling_param()
         self.tokenizer = self.engine.get_tokenizer()
+        self.max_num_seqs: int = self.engine.vllm_config.scheduler_config.max_num_seqs
 
     @property
     def model_name(self) -> str:

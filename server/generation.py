@@ -3,7 +3,8 @@ shared by chat and text completions (streamed as deltas, or collected)."""
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+import weakref
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from vllm import SamplingParams
@@ -12,6 +13,7 @@ from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 from vllm.v1.engine.exceptions import EngineDeadError
 
 from server import metrics
+from server.admission import Admission
 from server.engine import ChatEngine
 from server.errors import APIError
 from server.protocol import ResponseFormat, SamplingFields, new_id
@@ -80,10 +82,13 @@ def structured_outputs(response_format: ResponseFormat | None) -> StructuredOutp
 
 def start_generation(
     request: SamplingFields, engine: ChatEngine, route: str, id_prefix: str, prompt_ids: list[int],
-    prompt_param: str, max_choices: int,
+    prompt_param: str, max_choices: int, admission: Admission,
 ) -> "Generation":
+    """A generation with an admission slot (or 503 at capacity), after the request's checks."""
     params = sampling_params(request, engine, len(prompt_ids), prompt_param, max_choices)
-    return Generation(engine, route, new_id(id_prefix), prompt_ids, params)
+    generation = Generation(engine, route, new_id(id_prefix), prompt_ids, params, admission.admit())
+    weakref.finalize(generation, generation.release)  # a generation that never streams gives its slot back
+    return generation
 
 
 @dataclass
@@ -102,6 +107,7 @@ class Generation:
     request_id: str
     prompt_ids: list[int]
     params: SamplingParams
+    release: Callable[[], None]  # the admission slot
     started: float = field(default_factory=time.perf_counter)
     completion_tokens: int = 0
     finished: bool = False
@@ -134,6 +140,7 @@ class Generation:
             metrics.ABORTED.labels(self.route).inc()
             raise
         finally:
+            self.release()
             if not self.finished:
                 # The client went away or an error cut the stream: free the engine's capacity now.
                 await asyncio.shield(self.engine.abort(self.request_id))

@@ -126,6 +126,8 @@ def store_errors_as_503(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaita
     Every operation is timed and every such failure counted (lima_history_* metrics)."""
 
     operation = method.__name__
+    metrics.HISTORY_ERRORS.labels(operation)  # the series exist at zero from the start, for alerts
+    metrics.HISTORY_LATENCY.labels(operation)
 
     @functools.wraps(method)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:

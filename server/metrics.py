@@ -24,6 +24,9 @@ TIME_TO_FIRST_TOKEN = Histogram(
 PROMPT_TOKENS = Counter("lima_prompt_tokens_total", "Prompt tokens sent to the engine", ["route"])
 GENERATED_TOKENS = Counter("lima_generation_tokens_total", "Tokens generated", ["route"])
 ABORTED = Counter("lima_generation_aborted_total", "Generations aborted because the client went away", ["route"])
+PENDING = Gauge("lima_generations_pending", "Generations admitted and not finished (running or queued)")
+REJECTED = Counter("lima_requests_rejected_total", "Requests refused on purpose: overloaded (503), rate_limited (429)",
+                   ["reason"])
 HISTORY_LATENCY = Histogram(
     "lima_history_operation_seconds",
     "Conversation store operations (one Redis round trip each, usually)",
@@ -71,6 +74,8 @@ class MetricsMiddleware:
 
 def declare_routes(routes: tuple[str, ...]) -> None:
     """Create the per-route series at zero so dashboards and alerts see them before the first request."""
+    for reason in ("overloaded", "rate_limited"):
+        REJECTED.labels(reason)
     for route in routes:
         for metric in (TIME_TO_FIRST_TOKEN, PROMPT_TOKENS, GENERATED_TOKENS, ABORTED):
             metric.labels(route)

@@ -8,7 +8,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class ServerSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="LIMA_", extra="ignore", populate_by_name=True)
+    # An empty variable (as docker-compose passes an unset one) means "not set".
+    model_config = SettingsConfigDict(env_prefix="LIMA_", extra="ignore", populate_by_name=True,
+                                      env_ignore_empty=True)
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
@@ -43,6 +45,15 @@ class ServerSettings(BaseSettings):
     api_keys: dict[str, str] = Field(default_factory=dict)
     # A file of `user_id key` lines (same key forms, # comments), merged with api_keys.
     api_keys_file: Path | None = None
+    # Back-pressure: generations in progress or queued beyond this get 503 + Retry-After at once.
+    # Unset: 4 x the engine's max_num_seqs (its batch), so a queue never holds more than ~3 batches' wait.
+    max_pending_requests: int | None = Field(None, ge=1)
+    # Per-user token bucket in Redis (all replicas share it): requests per minute and burst; unset = no limit.
+    rate_limit_per_minute: int | None = Field(None, ge=1)
+    rate_limit_burst: int | None = Field(None, ge=1)
+    # SIGTERM: stop accepting, let in-flight requests finish for up to this long, then abort what is left
+    # (a cut answer is stored as incomplete), flush, stop the engine and exit 0.
+    shutdown_timeout_seconds: float = Field(30.0, ge=0)
 
     @property
     def embedded_redis_dir(self) -> Path:

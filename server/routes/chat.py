@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from jinja2 import TemplateError
 
+from server.admission import AdmissionDep
 from server.auth import UserDep
 from server.conversation_protocol import message_item
 from server.deps import EngineDep, SettingsDep, get_store
@@ -73,7 +74,8 @@ async def chat_chunks(turn: Turn, model: str, include_usage: bool) -> AsyncItera
 
 @router.post(ROUTE, response_model=ChatCompletion, responses={400: {"model": ErrorResponse}})
 async def create_chat_completion(
-    body: ChatCompletionRequest, request: Request, user: UserDep, engine: EngineDep, settings: SettingsDep
+    body: ChatCompletionRequest, request: Request, user: UserDep, engine: EngineDep, settings: SettingsDep,
+    admission: AdmissionDep,
 ) -> Any:
     model = resolve_model(body.model, engine)
     new_messages = [message.as_template_message() for message in body.messages]
@@ -89,7 +91,8 @@ async def create_chat_completion(
             prompt_ids, dropped_turns = fitted.ids, fitted.dropped_turns
     except TemplateError as exc:
         raise APIError(400, f"The model's chat template rejected the messages: {exc}", param="messages") from exc
-    generation = start_generation(body, engine, ROUTE, "chatcmpl-", prompt_ids, "messages", settings.max_choices)
+    generation = start_generation(body, engine, ROUTE, "chatcmpl-", prompt_ids, "messages", settings.max_choices,
+                                  admission)
     input_items = [message_item(m["role"], m["content"]) for m in new_messages] if store else []
     turn = Turn(generation, store, user, body.conversation, input_items)
     headers = {DROPPED_TURNS_HEADER: str(dropped_turns)} if store else None

@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request
 
+from server.admission import AdmissionDep
 from server.deps import EngineDep, SettingsDep
 from server.generation import Generation, resolve_model, start_generation
 from server.protocol import Completion, CompletionChoice, CompletionRequest, ErrorResponse
@@ -31,11 +32,12 @@ async def completion_chunks(generation: Generation, model: str, include_usage: b
 
 @router.post(ROUTE, response_model=Completion, responses={400: {"model": ErrorResponse}})
 async def create_completion(
-    body: CompletionRequest, request: Request, engine: EngineDep, settings: SettingsDep
+    body: CompletionRequest, request: Request, engine: EngineDep, settings: SettingsDep,
+    admission: AdmissionDep,
 ) -> Completion:
     model = resolve_model(body.model, engine)
     prompt_ids = engine.text_prompt_ids(body.prompt) if isinstance(body.prompt, str) else list(body.prompt)
-    generation = start_generation(body, engine, ROUTE, "cmpl-", prompt_ids, "prompt", settings.max_choices)
+    generation = start_generation(body, engine, ROUTE, "cmpl-", prompt_ids, "prompt", settings.max_choices, admission)
     if body.stream:
         return sse_response(completion_events(completion_chunks(generation, model, body.include_usage)))
     choices = await until_disconnect(request, generation.collect())

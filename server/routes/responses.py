@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from jinja2 import TemplateError
 
 from model_prep.format import Message
+from server.admission import AdmissionDep
 from server.auth import UserDep
 from server.conversation_protocol import ResponseRequest
 from server.deps import EngineDep, SettingsDep, StoreDep, get_store
@@ -34,7 +35,8 @@ def count_tokens(engine: ChatEngine, text: str) -> int:
 
 @router.post(ROUTE)
 async def create_response(
-    body: ResponseRequest, request: Request, user: UserDep, engine: EngineDep, settings: SettingsDep
+    body: ResponseRequest, request: Request, user: UserDep, engine: EngineDep, settings: SettingsDep,
+    admission: AdmissionDep,
 ) -> Any:
     model = resolve_model(body.model, engine)
     conversation_id = body.conversation_id
@@ -50,7 +52,7 @@ async def create_response(
         )
     except TemplateError as exc:
         raise APIError(400, f"The model's chat template rejected the input: {exc}", param="input") from exc
-    generation = start_generation(body, engine, ROUTE, "resp_", fitted.ids, "input", settings.max_choices)
+    generation = start_generation(body, engine, ROUTE, "resp_", fitted.ids, "input", settings.max_choices, admission)
     response = {
         "id": generation.request_id, "object": "response", "created_at": int(time.time()), "status": "in_progress",
         "model": model, "output": [], "instructions": body.instructions,

@@ -1,0 +1,110 @@
+"""Back-pressure and per-user rate limits, checked before a generation starts.
+
+Admission: at most `limit` generations in progress or queued in this process; past it a request gets 503 with
+Retry-After at once, instead of joining a queue whose wait grows without bound. A slot is given back when its
+generation ends (finished, aborted, failed) or, should it never start streaming, when it is dropped.
+
+Rate limit: a token bucket per user in Redis (shared by every replica), refilled at `per_minute` / 60 tokens a
+second up to `burst`; a request without a token gets 429 with the seconds until the next one. If Redis cannot be
+reached the request is let through (the store's own routes report the outage).
+"""
+
+import logging
+import math
+from collections.abc import Callable
+from typing import Annotated
+
+import redis.asyncio as redis
+from fastapi import Depends, Request
+
+from server import metrics
+from server.auth import UserDep
+from server.deps import get_engine
+from server.errors import APIError
+
+log = logging.getLogger(__name__)
+
+
+class Admission:
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.pending = 0
+
+    def admit(self) -> Callable[[], None]:
+        """A slot, or 503; returns the (idempotent) release of the slot."""
+        if self.pending >= self.limit:
+            metrics.REJECTED.labels("overloaded").inc()
+            raise APIError(503, f"The server is at capacity ({self.limit} generations in progress or queued). "
+                                "Retry shortly.", code="server_overloaded", headers={"Retry-After": "1"})
+        self.pending += 1
+        metrics.PENDING.set(self.pending)
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self.pending -= 1
+                metrics.PENDING.set(self.pending)
+
+        return release
+
+
+def get_admission(request: Request) -> Admission:
+    get_engine(request)  # 503 until the engine is up: the limit comes from its batch size
+    return request.app.state.admission
+
+
+AdmissionDep = Annotated[Admission, Depends(get_admission)]
+
+# KEYS[1] bucket; ARGV: refill per second, burst. Redis' clock, so every replica agrees. Returns
+# {1, 0} when a token was taken, else {0, milliseconds until one is there}.
+TAKE_TOKEN = """
+local now = redis.call('TIME')
+local t = tonumber(now[1]) + tonumber(now[2]) / 1e6
+local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
+local tokens = tonumber(state[1]) or burst
+local at = tonumber(state[2]) or t
+tokens = math.min(burst, tokens + (t - at) * rate)
+local allowed = 0
+local wait = 0
+if tokens >= 1 then
+  tokens = tokens - 1
+  allowed = 1
+else
+  wait = math.ceil((1 - tokens) / rate * 1000)
+end
+redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(t))
+redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
+return {allowed, wait}
+"""
+
+
+class RateLimiter:
+    def __init__(self, client: redis.Redis, per_minute: int, burst: int | None) -> None:
+        self.script = client.register_script(TAKE_TOKEN)
+        self.rate = per_minute / 60
+        self.burst = burst or per_minute
+
+    async def take(self, user: str) -> float:
+        """0 when the user may go on, else the seconds to wait."""
+        allowed, wait_ms = await self.script(keys=[f"lima:rate:{user}"], args=[self.rate, self.burst])
+        return 0.0 if allowed else wait_ms / 1000
+
+
+async def enforce_rate_limit(request: Request, user: UserDep) -> None:
+    """Dependency of the generating routes (POST only)."""
+    limiter: RateLimiter | None = request.app.state.rate_limiter
+    if limiter is None or request.method != "POST":
+        return
+    try:
+        wait = await limiter.take(user)
+    except (redis.RedisError, OSError) as exc:
+        log.warning("rate limit not checked, Redis unavailable: %s", exc)
+        return
+    if wait > 0:
+        metrics.REJECTED.labels("rate_limited").inc()
+        raise APIError(429, f"Rate limit reached: {limiter.rate * 60:g} requests per minute (burst "
+                            f"{limiter.burst}). Retry in {wait:.1f} s.", code="rate_limit_exceeded",
+                       headers={"Retry-After": str(max(1, math.ceil(wait)))})

@@ -1,0 +1,176 @@
+"""Operations on live servers: back-pressure (503 at capacity), per-user rate limits in Redis (429), 100 clients
+hanging up mid-stream, graceful shutdown on SIGTERM, and an engine process that dies. Where a request must
+outlast the test's next step, the default model (SmolLM2, ~20 tokens/s here) serves it; else the tiny one."""
+
+import hashlib
+import signal
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from server.redis_server import RedisServer
+from tests.conftest import launch, serve_tiny, start
+from tests.live_server import LiveServer
+from tests.metrics_scrape import scrape, total
+
+LONG = {"messages": [{"role": "user", "content": "go on"}], "max_tokens": 480, "ignore_eos": True, "stream": True,
+        "temperature": 1.0}
+KEYS = {"carol": "sk-carol", "dave": "sk-dave", "erin": "sk-erin", "frank": "sk-frank"}
+DEFAULT_ENGINE = ["--kv-cache-memory-bytes", str(1024**3)]
+
+
+def wait_for(condition, timeout: float = 30) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def first_token(response: httpx.Response) -> None:
+    for line in response.iter_lines():
+        if '"content":"' in line and '"content":""' not in line:
+            return
+
+
+@pytest.fixture(scope="module")
+def limited_server(tmp_path_factory: pytest.TempPathFactory) -> LiveServer:
+    """The default model, one sequence at a time, two generations pending at most, 12 requests a minute."""
+    keys = tmp_path_factory.mktemp("keys") / "keys"
+    keys.write_text("".join(f"{user} sha256:{hashlib.sha256(key.encode()).hexdigest()}\n"
+                            for user, key in KEYS.items()))
+    server = start([*DEFAULT_ENGINE, "--max-num-seqs", "1", "--max-pending-requests", "2",
+                    "--rate-limit-per-minute", "12", "--rate-limit-burst", "3", "--api-keys-file", str(keys)],
+                   "limited.log", tmp_path_factory)
+    yield server
+    server.stop()
+
+
+def headers(user: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {KEYS[user]}"}
+
+
+def test_over_capacity_is_a_503_with_retry_after_not_a_longer_queue(limited_server: LiveServer) -> None:
+    url = f"{limited_server.url}/v1/chat/completions"
+    before = total(scrape(limited_server.url), "lima_requests_rejected_total", reason="overloaded")
+    with httpx.Client(timeout=60) as client, client.stream("POST", url, json=LONG, headers=headers("carol")) as one:
+        assert one.status_code == 200
+        with client.stream("POST", url, json=LONG, headers=headers("dave")) as two:
+            assert two.status_code == 200  # queued behind the first (one sequence at a time)
+            assert total(scrape(limited_server.url), "lima_generations_pending") == 2
+            started = time.monotonic()
+            third = httpx.post(url, json={**LONG, "stream": False}, headers=headers("dave"), timeout=60)
+            assert time.monotonic() - started < 2  # refused at once, not after the queue
+            assert third.status_code == 503 and third.headers["retry-after"] == "1"
+            assert third.json()["error"]["code"] == "server_overloaded"
+            first_token(two)
+    assert total(scrape(limited_server.url), "lima_requests_rejected_total", reason="overloaded") == before + 1
+    assert wait_for(lambda: total(scrape(limited_server.url), "lima_generations_pending") == 0)
+
+
+def test_per_user_rate_limit_is_a_429_and_other_users_go_on(limited_server: LiveServer) -> None:
+    url = f"{limited_server.url}/v1/chat/completions"
+    body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+    statuses = [httpx.post(url, json=body, headers=headers("erin"), timeout=60).status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]  # a burst of 3, then one token every 5 s
+    refused = httpx.post(url, json=body, headers=headers("erin"), timeout=60)
+    assert refused.status_code == 429 and refused.json()["error"]["code"] == "rate_limit_exceeded"
+    assert 1 <= int(refused.headers["retry-after"]) <= 5
+    assert httpx.get(f"{limited_server.url}/v1/models", headers=headers("erin")).status_code == 200  # reads: free
+    assert httpx.post(url, json=body, headers=headers("frank"), timeout=60).status_code == 200
+    time.sleep(int(refused.headers["retry-after"]) + 0.5)
+    assert httpx.post(url, json=body, headers=headers("erin"), timeout=60).status_code == 200
+    assert total(scrape(limited_server.url), "lima_requests_rejected_total", reason="rate_limited") >= 2
+
+
+def test_a_hundred_clients_hanging_up_mid_stream(tiny_server: LiveServer) -> None:
+    url = f"{tiny_server.url}/v1/chat/completions"
+    before = total(scrape(tiny_server.url), "lima_generation_aborted_total")
+    for _ in range(100):
+        with httpx.stream("POST", url, json=LONG, timeout=60) as response:
+            first_token(response)
+    assert wait_for(lambda: total(scrape(tiny_server.url), "lima_generation_aborted_total") >= before + 95)
+    assert wait_for(lambda: total(scrape(tiny_server.url), "vllm:num_requests_running") == 0)
+    assert wait_for(lambda: total(scrape(tiny_server.url), "lima_generations_pending") == 0)
+    reply = httpx.post(url, json={"messages": [{"role": "user", "content": "Paris"}], "max_tokens": 4}, timeout=60)
+    assert reply.status_code == 200 and reply.json()["choices"][0]["message"]["content"]
+
+
+def test_sigterm_finishes_in_flight_streams_flushes_history_and_exits_0(
+    tiny_model_dir: Path, shared_redis: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    server = launch(["--model", str(tiny_model_dir), "--served-model-name", "tiny", "--max-num-seqs", "4",
+                     "--kv-cache-memory-bytes", str(256 * 1024**2), "--redis-url", shared_redis.url,
+                     "--shutdown-timeout-seconds", "60"], "sigterm.log", tmp_path_factory).wait_ready()
+    base = f"{server.url}/v1"
+    conversation = httpx.post(f"{base}/conversations", json={}).json()["id"]
+    turn = {"input": "go on", "conversation": conversation, "stream": True, "max_output_tokens": 400,
+            "temperature": 1.0}
+    with httpx.Client(timeout=120) as client, client.stream("POST", f"{base}/responses", json=turn) as stream:
+        first_token(stream)
+        server.process.send_signal(signal.SIGTERM)
+        assert wait_for(lambda: refused(server.url), timeout=10), "still accepting connections after SIGTERM"
+        events = list(stream.iter_lines())
+    assert any("response.completed" in line for line in events)  # the in-flight answer was finished, not cut
+    assert server.process.wait(timeout=60) == 0
+    server.stop()
+    items = [item for item in redis_items(shared_redis, conversation)]
+    assert [item["role"] for item in items] == ["user", "assistant"] and items[1]["status"] == "completed"
+
+
+def test_sigterm_past_the_timeout_cuts_streams_and_stores_them_incomplete(
+    shared_redis: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    server = launch([*DEFAULT_ENGINE, "--redis-url", shared_redis.url, "--shutdown-timeout-seconds", "0.5"],
+                    "sigterm-cut.log", tmp_path_factory).wait_ready()
+    base = f"{server.url}/v1"
+    conversation = httpx.post(f"{base}/conversations", json={}).json()["id"]
+    turn = {"input": "go on", "conversation": conversation, "stream": True, "max_output_tokens": 480,
+            "temperature": 1.0, "ignore_eos": True}
+    with httpx.Client(timeout=120) as client, client.stream("POST", f"{base}/responses", json=turn) as stream:
+        first_token(stream)
+        server.process.send_signal(signal.SIGTERM)
+        with pytest.raises(httpx.HTTPError):  # 480 tokens take ~25 s: the server closes the stream at 0.5 s
+            list(stream.iter_lines())
+    assert server.process.wait(timeout=60) == 0
+    server.stop()
+    items = redis_items(shared_redis, conversation)
+    assert [item["role"] for item in items] == ["user", "assistant"] and items[1]["status"] == "incomplete"
+
+
+def refused(url: str) -> bool:
+    try:
+        httpx.get(f"{url}/health", timeout=2)
+    except httpx.TransportError:
+        return True
+    return False
+
+
+def redis_items(redis_server: RedisServer, conversation: str) -> list[dict]:
+    import json
+
+    import redis
+
+    client = redis.Redis.from_url(redis_server.url, decode_responses=True)
+    ids = client.lrange(f"lima:conv:{conversation}:ids", 0, -1)
+    items = client.hgetall(f"lima:conv:{conversation}:items")
+    client.close()
+    return [json.loads(items[i]) for i in ids]
+
+
+def test_an_engine_that_dies_makes_the_server_not_ready_then_exit_1(
+    tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    server = serve_tiny(tiny_model_dir, [], "engine-death.log", tmp_path_factory)
+    engines = [p for p in psutil.Process(server.process.pid).children(recursive=True)
+               if "EngineCore" in " ".join(p.cmdline()) or p.name().startswith("VLLM::Engine")]
+    assert engines, "no engine process found"
+    for engine in engines:
+        engine.kill()
+    assert server.process.wait(timeout=60) == 1
+    assert "the engine process died" in server.log_tail()
+    server.stop()
