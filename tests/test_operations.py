@@ -174,3 +174,18 @@ def test_an_engine_that_dies_makes_the_server_not_ready_then_exit_1(
     assert server.process.wait(timeout=60) == 1
     assert "the engine process died" in server.log_tail()
     server.stop()
+
+
+def test_short_soak_serves_every_request_with_flat_memory(tiny_server: LiveServer) -> None:
+    """The short version of bench/soak.py: 8 streaming clients for 30 s after a warm-up."""
+    import asyncio
+
+    from bench.soak import soak
+
+    report = asyncio.run(soak(tiny_server.url, tiny_server.process.pid, clients=8, seconds=30, max_tokens=32,
+                              warmup_seconds=5))
+    print(report)
+    assert report["failed"] == 0, report["failures"]
+    assert report["served"] >= 50 and report["ttft_p99_ms"] is not None
+    growth = report["memory_end"]["server_mb"] - report["memory_start"]["server_mb"]
+    assert growth < 50, f"the server process grew by {growth:.0f} MB in 30 s"
