@@ -2,10 +2,12 @@
 prepares models. `lima --help` lists everything."""
 
 import argparse
+import contextlib
 import logging
 import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 # Nothing in this project may reach a model hub or phone home; users can still override these.
@@ -53,6 +55,19 @@ def serve_parser() -> argparse.ArgumentParser:
 def serve(argv: Sequence[str]) -> int:
     import uvicorn
 
+    class GracefulServer(uvicorn.Server):
+        """SIGINT/SIGTERM start uvicorn's graceful shutdown; afterwards the process exits with its own status (0,
+        or 1 when the engine died) instead of uvicorn's re-raising of the signal (status 143)."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
     from model_prep.default_model import ensure_default_model
     from server.app import build_app
     from server.engine import EngineArgsError, build_engine_args, explicit_args
@@ -82,8 +97,9 @@ def serve(argv: Sequence[str]) -> int:
         app = build_app(settings, engine_args, stop_server)
     except (OSError, ValueError) as exc:
         parser.error(f"API keys: {exc}")
-    server = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level,
-                                           timeout_graceful_shutdown=settings.shutdown_timeout_seconds))
+    server = GracefulServer(uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level,
+                                           # streams get the timeout (sse_response); then a margin to cut them
+                                           timeout_graceful_shutdown=settings.shutdown_timeout_seconds + 5))
     print(f"lima: serving {model} on http://{settings.host}:{settings.port}/v1 "
           f"(ready when GET /ready answers 200)", flush=True)
     server.run()
@@ -317,7 +333,6 @@ def ui(argv: Sequence[str]) -> int:
 
 def up(argv: Sequence[str]) -> int:
     """Server (with its embedded Redis) and chat page together; Ctrl-C or SIGTERM stops both."""
-    import signal
     import subprocess
     import time
     import urllib.request

@@ -14,10 +14,13 @@ from server.protocol import ErrorResponse
 T = TypeVar("T")
 
 
-def sse_response(events: AsyncIterator[dict[str, str]], headers: dict[str, str] | None = None) -> EventSourceResponse:
-    """Events as {"data": ..., "event": ...}; a ping comment every 15 s keeps idle proxies from cutting the stream."""
+def sse_response(events: AsyncIterator[dict[str, str]], shutdown_grace: float,
+                 headers: dict[str, str] | None = None) -> EventSourceResponse:
+    """Events as {"data": ..., "event": ...}; a ping comment every 15 s keeps idle proxies from cutting the stream.
+    On SIGTERM the stream may run on for `shutdown_grace` seconds before it is cut (then stored as incomplete)."""
     return EventSourceResponse(
-        events, ping=15, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **(headers or {})}
+        events, ping=15, headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", **(headers or {})},
+        shutdown_grace_period=shutdown_grace,
     )
 
 

@@ -5,6 +5,7 @@ outlast the test's next step, the default model (SmolLM2, ~20 tokens/s here) ser
 import hashlib
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -31,10 +32,12 @@ def wait_for(condition, timeout: float = 30) -> bool:
     return False
 
 
-def first_token(response: httpx.Response) -> None:
-    for line in response.iter_lines():
-        if '"content":"' in line and '"content":""' not in line:
-            return
+def first_token(lines: Iterator[str]) -> Iterator[str]:
+    """Read an SSE stream up to its first generated text; returns the rest of the lines."""
+    for line in lines:
+        if ('"content":"' in line and '"content":""' not in line) or "response.output_text.delta" in line:
+            return lines
+    return lines
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +70,7 @@ def test_over_capacity_is_a_503_with_retry_after_not_a_longer_queue(limited_serv
             assert time.monotonic() - started < 2  # refused at once, not after the queue
             assert third.status_code == 503 and third.headers["retry-after"] == "1"
             assert third.json()["error"]["code"] == "server_overloaded"
-            first_token(two)
+            first_token(two.iter_lines())
     assert total(scrape(limited_server.url), "lima_requests_rejected_total", reason="overloaded") == before + 1
     assert wait_for(lambda: total(scrape(limited_server.url), "lima_generations_pending") == 0)
 
@@ -92,7 +95,7 @@ def test_a_hundred_clients_hanging_up_mid_stream(tiny_server: LiveServer) -> Non
     before = total(scrape(tiny_server.url), "lima_generation_aborted_total")
     for _ in range(100):
         with httpx.stream("POST", url, json=LONG, timeout=60) as response:
-            first_token(response)
+            first_token(response.iter_lines())
     assert wait_for(lambda: total(scrape(tiny_server.url), "lima_generation_aborted_total") >= before + 95)
     assert wait_for(lambda: total(scrape(tiny_server.url), "vllm:num_requests_running") == 0)
     assert wait_for(lambda: total(scrape(tiny_server.url), "lima_generations_pending") == 0)
@@ -101,25 +104,27 @@ def test_a_hundred_clients_hanging_up_mid_stream(tiny_server: LiveServer) -> Non
 
 
 def test_sigterm_finishes_in_flight_streams_flushes_history_and_exits_0(
-    tiny_model_dir: Path, shared_redis: RedisServer, tmp_path_factory: pytest.TempPathFactory
+    shared_redis: RedisServer, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    server = launch(["--model", str(tiny_model_dir), "--served-model-name", "tiny", "--max-num-seqs", "4",
-                     "--kv-cache-memory-bytes", str(256 * 1024**2), "--redis-url", shared_redis.url,
-                     "--shutdown-timeout-seconds", "60"], "sigterm.log", tmp_path_factory).wait_ready()
+    server = launch([*DEFAULT_ENGINE, "--redis-url", shared_redis.url, "--shutdown-timeout-seconds", "60"],
+                    "sigterm.log", tmp_path_factory).wait_ready()
     base = f"{server.url}/v1"
     conversation = httpx.post(f"{base}/conversations", json={}).json()["id"]
-    turn = {"input": "go on", "conversation": conversation, "stream": True, "max_output_tokens": 400,
-            "temperature": 1.0}
+    # 150 tokens take ~8 s here: the answer is in flight when SIGTERM arrives, and done well within 60 s.
+    turn = {"input": "go on", "conversation": conversation, "stream": True, "max_output_tokens": 150,
+            "temperature": 1.0, "ignore_eos": True}
     with httpx.Client(timeout=120) as client, client.stream("POST", f"{base}/responses", json=turn) as stream:
-        first_token(stream)
+        rest = first_token(stream.iter_lines())
         server.process.send_signal(signal.SIGTERM)
         assert wait_for(lambda: refused(server.url), timeout=10), "still accepting connections after SIGTERM"
-        events = list(stream.iter_lines())
-    assert any("response.completed" in line for line in events)  # the in-flight answer was finished, not cut
+        events = list(rest)
+    # The in-flight answer ran to its 150-token limit (OpenAI calls that "incomplete: max_output_tokens").
+    assert '"reason": "max_output_tokens"' in events[-2] and "response.incomplete" in events[-2]
     assert server.process.wait(timeout=60) == 0
     server.stop()
-    items = [item for item in redis_items(shared_redis, conversation)]
-    assert [item["role"] for item in items] == ["user", "assistant"] and items[1]["status"] == "completed"
+    items = redis_items(shared_redis, conversation)
+    assert [item["role"] for item in items] == ["user", "assistant"]
+    assert (items[1]["tokens"], items[1]["finish_reason"]) == (150, "length")
 
 
 def test_sigterm_past_the_timeout_cuts_streams_and_stores_them_incomplete(
@@ -132,14 +137,15 @@ def test_sigterm_past_the_timeout_cuts_streams_and_stores_them_incomplete(
     turn = {"input": "go on", "conversation": conversation, "stream": True, "max_output_tokens": 480,
             "temperature": 1.0, "ignore_eos": True}
     with httpx.Client(timeout=120) as client, client.stream("POST", f"{base}/responses", json=turn) as stream:
-        first_token(stream)
+        rest = first_token(stream.iter_lines())
         server.process.send_signal(signal.SIGTERM)
         with pytest.raises(httpx.HTTPError):  # 480 tokens take ~25 s: the server closes the stream at 0.5 s
-            list(stream.iter_lines())
+            list(rest)
     assert server.process.wait(timeout=60) == 0
     server.stop()
     items = redis_items(shared_redis, conversation)
     assert [item["role"] for item in items] == ["user", "assistant"] and items[1]["status"] == "incomplete"
+    assert items[1]["tokens"] < 480 and items[1]["finish_reason"] != "length"  # cut at the deadline
 
 
 def refused(url: str) -> bool:

@@ -97,7 +97,8 @@ async def create_chat_completion(
     turn = Turn(generation, store, user, body.conversation, input_items)
     headers = {DROPPED_TURNS_HEADER: str(dropped_turns)} if store else None
     if body.stream:
-        return sse_response(completion_events(chat_chunks(turn, model, body.include_usage)), headers)
+        return sse_response(completion_events(chat_chunks(turn, model, body.include_usage)),
+                            settings.shutdown_timeout_seconds, headers)
     choices, _ = await until_disconnect(request, turn.collect())
     completion = ChatCompletion(
         id=generation.request_id,

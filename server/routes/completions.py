@@ -39,7 +39,8 @@ async def create_completion(
     prompt_ids = engine.text_prompt_ids(body.prompt) if isinstance(body.prompt, str) else list(body.prompt)
     generation = start_generation(body, engine, ROUTE, "cmpl-", prompt_ids, "prompt", settings.max_choices, admission)
     if body.stream:
-        return sse_response(completion_events(completion_chunks(generation, model, body.include_usage)))
+        return sse_response(completion_events(completion_chunks(generation, model, body.include_usage)),
+                            settings.shutdown_timeout_seconds)
     choices = await until_disconnect(request, generation.collect())
     return Completion(
         id=generation.request_id,

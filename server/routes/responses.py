@@ -69,7 +69,7 @@ async def create_response(
     turn = Turn(generation, store, user, conversation_id, input_items, response=response, store_response=body.store)
     headers = {DROPPED_TURNS_HEADER: str(fitted.dropped_turns)}
     if body.stream:
-        return sse_response(response_events(turn, response), headers)
+        return sse_response(response_events(turn, response), settings.shutdown_timeout_seconds, headers)
     _, final = await until_disconnect(request, turn.collect())
     return JSONResponse(final, headers=headers)
 
