@@ -5,19 +5,10 @@ import time
 
 import httpx
 
-from tests.live_server import LiveServer
+from tests.live_server import LiveServer, wait_for
 from tests.metrics_scrape import scrape, total
 
 MAX_TOKENS = 480  # the tiny model's window is 512: an unaborted request would generate all of these
-
-
-def wait_for(condition, timeout: float = 30) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 def test_disconnect_mid_stream_aborts_the_engine_request(tiny_server: LiveServer) -> None:

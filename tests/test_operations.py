@@ -14,22 +14,13 @@ import pytest
 
 from server.redis_server import RedisServer
 from tests.conftest import launch, serve_tiny, start
-from tests.live_server import LiveServer
+from tests.live_server import LiveServer, wait_for
 from tests.metrics_scrape import scrape, total
 
 LONG = {"messages": [{"role": "user", "content": "go on"}], "max_tokens": 480, "ignore_eos": True, "stream": True,
         "temperature": 1.0}
 KEYS = {"carol": "sk-carol", "dave": "sk-dave", "erin": "sk-erin", "frank": "sk-frank"}
 DEFAULT_ENGINE = ["--kv-cache-memory-bytes", str(1024**3)]
-
-
-def wait_for(condition, timeout: float = 30) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 def first_token(lines: Iterator[str]) -> Iterator[str]:
@@ -103,26 +94,39 @@ def test_a_hundred_clients_hanging_up_mid_stream(tiny_server: LiveServer) -> Non
     assert reply.status_code == 200 and reply.json()["choices"][0]["message"]["content"]
 
 
-def test_sigterm_finishes_in_flight_streams_flushes_history_and_exits_0(
-    shared_redis: RedisServer, tmp_path_factory: pytest.TempPathFactory
-) -> None:
-    server = launch([*DEFAULT_ENGINE, "--redis-url", shared_redis.url, "--shutdown-timeout-seconds", "60"],
-                    "sigterm.log", tmp_path_factory).wait_ready()
+def sigterm_mid_answer(shared_redis: RedisServer, factory: pytest.TempPathFactory, shutdown_timeout: float,
+                       max_tokens: int) -> tuple[list[str] | httpx.HTTPError, int, list[dict]]:
+    """A default-model server (~20 tokens/s) streams one stored turn and gets SIGTERM after its first token.
+    Returns what the client read after the signal (or the error that cut the stream), the exit status, and the
+    conversation's stored items."""
+    server = launch([*DEFAULT_ENGINE, "--redis-url", shared_redis.url, "--shutdown-timeout-seconds",
+                     str(shutdown_timeout)], f"sigterm-{shutdown_timeout}.log", factory).wait_ready()
     base = f"{server.url}/v1"
     conversation = httpx.post(f"{base}/conversations", json={}).json()["id"]
-    # 150 tokens take ~8 s here: the answer is in flight when SIGTERM arrives, and done well within 60 s.
-    turn = {"input": "go on", "conversation": conversation, "stream": True, "max_output_tokens": 150,
+    turn = {"input": "go on", "conversation": conversation, "stream": True, "max_output_tokens": max_tokens,
             "temperature": 1.0, "ignore_eos": True}
     with httpx.Client(timeout=120) as client, client.stream("POST", f"{base}/responses", json=turn) as stream:
         rest = first_token(stream.iter_lines())
         server.process.send_signal(signal.SIGTERM)
         assert wait_for(lambda: refused(server.url), timeout=10), "still accepting connections after SIGTERM"
-        events = list(rest)
-    # The in-flight answer ran to its 150-token limit (OpenAI calls that "incomplete: max_output_tokens").
-    assert '"reason": "max_output_tokens"' in events[-2] and "response.incomplete" in events[-2]
-    assert server.process.wait(timeout=60) == 0
+        try:
+            after: list[str] | httpx.HTTPError = list(rest)
+        except httpx.HTTPError as error:
+            after = error
+    status = server.process.wait(timeout=60)
     server.stop()
-    items = redis_items(shared_redis, conversation)
+    return after, status, redis_items(shared_redis, conversation)
+
+
+def test_sigterm_finishes_in_flight_streams_flushes_history_and_exits_0(
+    shared_redis: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # 150 tokens take ~8 s: in flight when SIGTERM arrives, done well within the 60 s allowed.
+    events, status, items = sigterm_mid_answer(shared_redis, tmp_path_factory, 60, max_tokens=150)
+    assert not isinstance(events, Exception), f"the stream was cut: {events!r}"
+    # It ran to its 150-token limit (OpenAI calls that "incomplete: max_output_tokens").
+    assert '"reason": "max_output_tokens"' in events[-2] and "response.incomplete" in events[-2]
+    assert status == 0
     assert [item["role"] for item in items] == ["user", "assistant"]
     assert (items[1]["tokens"], items[1]["finish_reason"]) == (150, "length")
 
@@ -130,22 +134,12 @@ def test_sigterm_finishes_in_flight_streams_flushes_history_and_exits_0(
 def test_sigterm_past_the_timeout_cuts_streams_and_stores_them_incomplete(
     shared_redis: RedisServer, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    server = launch([*DEFAULT_ENGINE, "--redis-url", shared_redis.url, "--shutdown-timeout-seconds", "0.5"],
-                    "sigterm-cut.log", tmp_path_factory).wait_ready()
-    base = f"{server.url}/v1"
-    conversation = httpx.post(f"{base}/conversations", json={}).json()["id"]
-    turn = {"input": "go on", "conversation": conversation, "stream": True, "max_output_tokens": 480,
-            "temperature": 1.0, "ignore_eos": True}
-    with httpx.Client(timeout=120) as client, client.stream("POST", f"{base}/responses", json=turn) as stream:
-        rest = first_token(stream.iter_lines())
-        server.process.send_signal(signal.SIGTERM)
-        with pytest.raises(httpx.HTTPError):  # 480 tokens take ~25 s: the server closes the stream at 0.5 s
-            list(rest)
-    assert server.process.wait(timeout=60) == 0
-    server.stop()
-    items = redis_items(shared_redis, conversation)
+    # 480 tokens take ~25 s: the server closes the stream at the 0.5 s deadline.
+    cut, status, items = sigterm_mid_answer(shared_redis, tmp_path_factory, 0.5, max_tokens=480)
+    assert isinstance(cut, httpx.HTTPError)
+    assert status == 0
     assert [item["role"] for item in items] == ["user", "assistant"] and items[1]["status"] == "incomplete"
-    assert items[1]["tokens"] < 480 and items[1]["finish_reason"] != "length"  # cut at the deadline
+    assert items[1]["tokens"] < 480 and items[1]["finish_reason"] != "length"
 
 
 def refused(url: str) -> bool:
