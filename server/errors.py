@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from server.protocol import ErrorBody, ErrorResponse
@@ -94,7 +94,19 @@ async def unexpected_error_handler(_: Request, exc: Exception) -> JSONResponse:
     return error_response(APIError(500, "The server had an error while processing your request."))
 
 
+class ClientDisconnected(Exception):
+    """The client hung up before a non-streamed answer was ready; its work was cancelled."""
+
+
+CLIENT_CLOSED_REQUEST = 499  # nginx's status for this; nobody reads it, but logs and metrics do
+
+
+async def client_disconnected_handler(_request: Request, _exc: Exception) -> Response:
+    return Response(status_code=CLIENT_CLOSED_REQUEST)
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ClientDisconnected, client_disconnected_handler)
     app.add_exception_handler(APIError, api_error_handler)
     app.add_exception_handler(RequestValidationError, validation_error_handler)
     app.add_exception_handler(StarletteHTTPException, http_error_handler)

@@ -8,7 +8,7 @@ from typing import TypeVar
 from fastapi import Request
 from sse_starlette import EventSourceResponse
 
-from server.errors import APIError
+from server.errors import APIError, ClientDisconnected
 from server.protocol import ErrorResponse
 
 T = TypeVar("T")
@@ -36,16 +36,24 @@ async def completion_events(chunks: AsyncIterator[str]) -> AsyncIterator[dict[st
 
 
 async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
-    """Await `work`, cancelling it if the client disconnects first (frees engine capacity for others)."""
+    """Await `work`, cancelling it if the client disconnects first (frees engine capacity for others); then
+    ClientDisconnected ends the request quietly (status 499 in the log and metrics, not a 500)."""
     task = asyncio.ensure_future(work)
+    disconnected = False
 
     async def watch() -> None:
+        nonlocal disconnected
         while not await request.is_disconnected():
             await asyncio.sleep(0.5)
+        disconnected = True
         task.cancel()
 
     watcher = asyncio.create_task(watch())
     try:
         return await task
+    except asyncio.CancelledError:
+        if disconnected:
+            raise ClientDisconnected from None
+        raise
     finally:
         watcher.cancel()

@@ -35,10 +35,17 @@ def test_disconnect_mid_stream_aborts_the_engine_request(tiny_server: LiveServer
 
 
 def test_disconnect_during_non_streaming_request_aborts_too(tiny_server: LiveServer) -> None:
-    before = total(scrape(tiny_server.url), "lima_generation_aborted_total")
+    before = scrape(tiny_server.url)
     body = {"messages": [{"role": "user", "content": "long"}], "max_tokens": MAX_TOKENS, "temperature": 1.0,
             "n": 16}
     with contextlib.suppress(httpx.ReadTimeout):  # the client gives up: the server must notice
         httpx.post(f"{tiny_server.url}/v1/chat/completions", json=body, timeout=0.3)
-    assert wait_for(lambda: total(scrape(tiny_server.url), "lima_generation_aborted_total") == before + 1)
+    assert wait_for(lambda: total(scrape(tiny_server.url), "lima_generation_aborted_total")
+                    == total(before, "lima_generation_aborted_total") + 1)
     assert wait_for(lambda: total(scrape(tiny_server.url), "vllm:num_requests_running") == 0)
+    # Recorded as the client closing the request (499), not as a server error.
+    after = scrape(tiny_server.url)
+    assert total(after, "lima_http_requests_total", status="499") == total(
+        before, "lima_http_requests_total", status="499") + 1
+    assert total(after, "lima_http_requests_total", status="500") == total(before, "lima_http_requests_total",
+                                                                           status="500")
