@@ -89,7 +89,7 @@ async def soak(url: str, pid: int | None, clients: int, seconds: float, max_toke
         "refused_on_purpose": len(results["refused"]), "failed": len(results["failed"]),
         "failures": results["failed"][:10],
         "ttft_p50_ms": round(1000 * statistics.median(results["ttft"]), 1) if results["ttft"] else None,
-        "ttft_p99_ms": round(1000 * percentile(results["ttft"], 0.99), 1) if results["ttft"] else None,
+        "ttft_p99_ms": round(1000 * percentile(results["ttft"], 99), 1) if results["ttft"] else None,
         "memory_start": start_memory, "memory_end": memory_mb(pid) if pid else None,
     }
 
