@@ -95,12 +95,11 @@ def examples_for(model_dir: Path, args: argparse.Namespace) -> tuple[list[dict],
     """The encoded examples both sides train on, and their real token count."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    from model_prep.end_of_turn import install_end_of_turn
     from model_prep.train import TrainConfig, encode_all
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir)
-    from model_prep.end_of_turn import install_end_of_turn
-
     install_end_of_turn(tokenizer, model, reuse_existing=False)
     config = TrainConfig(model=str(model_dir), data=args.data, max_tokens=args.max_tokens)
     examples = encode_all(config, tokenizer)

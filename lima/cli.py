@@ -126,6 +126,12 @@ def add_train_flags(parser: argparse.ArgumentParser) -> None:
                                 help=f"{field.description or ''} ({default})".lstrip())
 
 
+def refuse(command: str, exc: Exception) -> int:
+    """A bad config or input file: one line on stderr and exit status 2, as argparse does for bad flags."""
+    print(f"lima prep {command}: {exc}", file=sys.stderr)
+    return 2
+
+
 def run_training(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
@@ -135,8 +141,7 @@ def run_training(args: argparse.Namespace) -> int:
     try:
         config = build_config(args.preset, args.config, overrides)
     except (ValidationError, ValueError, OSError) as exc:
-        print(f"lima prep train: {exc}", file=sys.stderr)
-        return 2
+        return refuse("train", exc)
     print(f"lima prep train: last checkpoint {train(config)}")
     return 0
 
@@ -183,8 +188,7 @@ def run_data(args: argparse.Namespace) -> int:
             return 0
         report = build(config)
     except (ValidationError, ValueError, OSError) as exc:
-        print(f"lima prep data {args.data_command}: {exc}", file=sys.stderr)
-        return 2
+        return refuse(f"data {args.data_command}", exc)
     print(f"lima prep data build: {report['splits']} -> {config.out} (report.md, lengths.png, sites.png)")
     return 0
 
@@ -247,8 +251,7 @@ def run_eval(args: argparse.Namespace) -> int:
             fields["decoding"] = {**fields.get("decoding", {}), "max_tokens": args.max_tokens}
         summary = asyncio.run(run(EvalConfig(**fields)))
     except (ValidationError, ValueError, OSError) as exc:
-        print(f"lima prep eval {args.eval_command}: {exc}", file=sys.stderr)
-        return 2
+        return refuse(f"eval {args.eval_command}", exc)
     print(f"lima prep eval run: results in {fields['out']} (summary.json, report.md); "
           f"{summary['calls_failed_this_run']} calls failed and are left for a rerun")
     return 0
