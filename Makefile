@@ -17,11 +17,12 @@ TORCH_CPU := torch==2.13.0
 MISMATCHED := torchvision torchaudio torchcodec
 QUIET_PIP := grep -v "is ignored: it is neither a file nor a directory" || true
 
-.PHONY: help setup browser prometheus demo train-demo serve test lint bench bench-history bench-train bench-data clean
+.PHONY: help setup browser prometheus demo train-demo serve test test-fast lint bench bench-history bench-train bench-data clean
 
 help:
 	@echo "make demo   set up (first time), then the chat page on http://127.0.0.1:7860 and the API on :8000/v1"
 	@echo "make test   set up (first time) and run lint + the whole test suite"
+	@echo "make test-fast  the tests that start no engine (about a minute): logic, store, curation, training"
 	@echo "make train-demo  fine-tune SmolLM2-135M on the sample with LIMA's recipe (CPU, ~3 min), then chat with it"
 	@echo "make bench  this server vs vLLM's own OpenAI server (bench/serve.py)"
 	@echo "make bench-history  store overhead per turn, TTFT with server-side history (bench/history.py)"
@@ -68,6 +69,10 @@ prometheus:
 test: setup browser prometheus
 	$(BIN)/ruff check .
 	$(BIN)/pytest
+
+# Every test that starts no vLLM engine (conftest.py marks the others `live` and refuses servers here).
+test-fast: setup
+	$(BIN)/pytest -m "not live"
 
 # LIMA's recipe on the embedded SmolLM2-135M-Instruct and the shipped sample, on the CPU (about 3 minutes),
 # then the chat page on the result. Reuses the model's own <|im_end|> as EOT; lighter residual dropout for 135M.

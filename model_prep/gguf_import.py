@@ -2,17 +2,21 @@
 
 transformers dequantizes the GGUF tensors on load; we detach its GGUF quantizer (save_pretrained refuses a
 quantized model), then save safetensors, config, tokenizer (with the GGUF's chat template) and a generation
-config that stops on the chat's end-of-turn token and carries LIMA's decoding.
+config that stops on the chat's end-of-turn token and carries the authors' decoding (the GGUF's
+`general.sampling.*` keys) or the one the caller names (LIMA's, say).
 """
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
+from gguf import GGUFReader
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
 from model_prep.checkpoint_io import write_atomically
-from model_prep.decoding import lima_generation_config
+from model_prep.decoding import generation_config, gguf_decoding
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +39,22 @@ def end_of_turn_ids(tokenizer: PreTrainedTokenizerBase) -> list[int]:
     return ids
 
 
-def import_gguf(gguf_file: Path, out_dir: Path, dtype: str = "bfloat16") -> Path:
-    """Convert `gguf_file` into `out_dir` (written atomically: a half-converted directory never exists)."""
+def recorded_decoding(gguf_file: Path) -> dict[str, Any]:
+    """The sampling settings recorded in the GGUF's metadata, if any."""
+    fields = GGUFReader(gguf_file).fields
+    return gguf_decoding({name: fields[name].contents() for name in fields if name.startswith("general.sampling.")})
+
+
+def import_gguf(
+    gguf_file: Path, out_dir: Path, dtype: str = "bfloat16", decoding: Mapping[str, Any] | None = None
+) -> Path:
+    """Convert `gguf_file` into `out_dir` (written atomically: a half-converted directory never exists).
+    `decoding` None keeps what the GGUF records (nothing recorded: the server's neutral defaults)."""
     gguf_file = gguf_file.resolve()
     if not gguf_file.is_file():
         raise GGUFImportError(f"no such GGUF file: {gguf_file}")
+    if decoding is None:
+        decoding = recorded_decoding(gguf_file)
     torch_dtype = getattr(torch, dtype)
     source = {"pretrained_model_name_or_path": gguf_file.parent, "gguf_file": gguf_file.name}
     tokenizer = AutoTokenizer.from_pretrained(**source)
@@ -55,7 +70,7 @@ def import_gguf(gguf_file: Path, out_dir: Path, dtype: str = "bfloat16") -> Path
     model.is_quantized = False
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    model.generation_config = lima_generation_config(end_of_turn_ids(tokenizer), tokenizer.bos_token_id)
+    model.generation_config = generation_config(end_of_turn_ids(tokenizer), tokenizer.bos_token_id, decoding)
 
     def write(staging: Path) -> None:
         model.save_pretrained(staging, safe_serialization=True)

@@ -27,7 +27,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenize
 
 from model_prep.batching import micro_batches, summed_loss
 from model_prep.data import SAMPLE, load_conversations
-from model_prep.decoding import lima_generation_config
+from model_prep.decoding import generation_config
 from model_prep.dev_set import DevSet, evaluate
 from model_prep.end_of_turn import install_end_of_turn
 from model_prep.format import IGNORE, Example, encode_example
@@ -152,7 +152,7 @@ def save_checkpoint(directory: Path, model: torch.nn.Module, tokenizer: PreTrain
     """A checkpoint vLLM can serve as is (weights, tokenizer with the chat template, LIMA's decoding that stops
     at EOT), plus the trainer state to resume from. For LoRA the weights are the adapter: `lima prep merge`."""
     directory.mkdir(parents=True, exist_ok=True)
-    decoding = lima_generation_config(stop_ids(tokenizer, eot_id), tokenizer.bos_token_id)
+    decoding = generation_config(stop_ids(tokenizer, eot_id), tokenizer.bos_token_id)
     model.save_pretrained(directory, safe_serialization=True)
     decoding.save_pretrained(directory)
     tokenizer.save_pretrained(directory)

@@ -47,10 +47,33 @@ def explicit_args(parser: argparse.ArgumentParser, argv: Sequence[str]) -> dict[
     return vars(namespace)
 
 
-def cpu_has_native_bf16() -> bool:
-    import torch
+# CPU flags (Linux /proc/cpuinfo) that mean bf16 arithmetic in hardware: x86 AVX512-BF16 and AMX, Arm's BF16.
+NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
 
-    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+
+def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
+    """The first processor's feature flags (`flags` on x86, `Features` on Arm); empty when unreadable."""
+    try:
+        lines = cpuinfo.read_text().splitlines()
+    except OSError:
+        return frozenset()
+    for line in lines:
+        name, _, value = line.partition(":")
+        if name.strip() in ("flags", "Features"):
+            return frozenset(value.split())
+    return frozenset()
+
+
+def cpu_has_native_bf16(flags: frozenset[str] | None = None) -> bool:
+    return bool(NATIVE_BF16_FLAGS & (cpu_flags() if flags is None else flags))
+
+
+def cpu_dtype(requested: str, flags: frozenset[str]) -> str:
+    """The dtype to serve in on this CPU: the user's choice, else the checkpoint's (`auto`) where bf16 is native,
+    else float32 (bf16 is emulated without AVX512-BF16/AMX: 3.4x slower, STACK.md)."""
+    if requested != "auto" or cpu_has_native_bf16(flags):
+        return requested
+    return "float32"
 
 
 def cpu_thread_binding(tensor_parallel_size: int) -> str:
@@ -66,12 +89,15 @@ def cpu_thread_binding(tensor_parallel_size: int) -> str:
     return "|".join(",".join(map(str, group)) for group in groups)
 
 
-def apply_cpu_defaults(kwargs: dict[str, Any], kv_cache_bytes: int) -> dict[str, Any]:
+def apply_cpu_defaults(
+    kwargs: dict[str, Any], kv_cache_bytes: int, flags: frozenset[str] | None = None
+) -> dict[str, Any]:
     """Settings that make vLLM's CPU backend start and run fast here; each is skipped when the user chose."""
     kwargs = dict(kwargs)
-    if kwargs.get("dtype", "auto") == "auto" and not cpu_has_native_bf16():
-        kwargs["dtype"] = "float32"  # bf16 is emulated without AVX512-BF16/AMX: 3.4x slower (STACK.md)
-        log.info("CPU has no native bf16: serving in float32")
+    requested = kwargs.get("dtype", "auto")
+    kwargs["dtype"] = cpu_dtype(requested, cpu_flags() if flags is None else flags)
+    if kwargs["dtype"] != requested:
+        log.info("CPU has no native bf16: serving in %s", kwargs["dtype"])
     memory_chosen = {"kv_cache_memory_bytes", "gpu_memory_utilization"} & kwargs.keys()
     if not memory_chosen and not os.environ.get("VLLM_CPU_KVCACHE_SPACE"):
         kwargs["kv_cache_memory_bytes"] = kv_cache_bytes

@@ -63,9 +63,10 @@ def param_path(loc: Sequence[Any]) -> str | None:
 
 def validation_error(exc: RequestValidationError) -> APIError:
     errors = exc.errors()
-    # A union reports one error per member; the deepest one on the same field says what is actually wrong.
+    # A union reports one error per member; the deepest one on the same field that is not "wrong type for this
+    # member" says what is actually wrong (an empty list for `str | list`: too short, not "not a string").
     first = max((e for e in errors if e.get("loc", ())[:2] == errors[0].get("loc", ())[:2]),
-                key=lambda e: len(e.get("loc", ())))
+                key=lambda e: (len(e.get("loc", ())), not str(e.get("type", "")).endswith("_type")))
     if first.get("type") == "json_invalid":
         return APIError(400, f"Request body is not valid JSON: {first.get('ctx', {}).get('error', '')}".strip())
     param = param_path(first.get("loc", ()))

@@ -15,7 +15,7 @@ class ServerSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     # Where the embedded default model is converted once and cached.
-    data_dir: Path = Path("~/.cache/lima").expanduser()
+    data_dir: Path = Field(default_factory=lambda: Path("~/.cache/lima").expanduser())  # HOME at start, not import
     # Checkpoint directory to serve; empty means the embedded default (SmolLM2-135M-Instruct).
     model: str | None = None
     # Any of vLLM's engine arguments, as JSON: LIMA_ENGINE_ARGS='{"tensor_parallel_size": 2}'.

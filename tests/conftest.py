@@ -1,20 +1,100 @@
-"""Live servers shared by the test modules: each starts once per session (vLLM takes ~30 s to start)."""
+"""What every test shares: a home of its own, the engine dtype under test, live servers started once per session,
+and the end-of-run check that no process the suite started is still alive.
+
+Tiers: a test that starts an engine (`lima serve`) is marked `live`, by hand or because it uses one of the live
+fixtures below; `make test-fast` runs the others (`-m "not live"`), and a server started from a test that is not
+marked `live` is refused, so the fast tier cannot start an engine by accident.
+"""
 
 import hashlib
 import os
+import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
+from server.engine import cpu_dtype, cpu_flags
 from server.redis_server import RedisServer
 from tests.live_server import LiveServer, free_port
 from tests.tiny_model import build_tiny_llama
 
 REPO = Path(__file__).resolve().parent.parent
-# The converted default model is cached here between runs (gitignored); a fresh clone converts it once.
-DATA_DIR = Path(os.environ.get("LIMA_TEST_DATA_DIR", REPO / ".cache" / "lima"))
 SMALL_ENGINE = ["--kv-cache-memory-bytes", str(256 * 1024**2), "--max-num-seqs", "16"]
+
+# LIMA_TEST_DTYPE=bfloat16|float32 runs every live server's engine in that dtype on any CPU (bf16 is emulated
+# where it is not native: slower, but it runs); `auto` (the default) lets the server choose as it does for users.
+TEST_DTYPE = os.environ.get("LIMA_TEST_DTYPE", "auto")
+if TEST_DTYPE not in ("auto", "bfloat16", "float32"):
+    raise pytest.UsageError(f"LIMA_TEST_DTYPE={TEST_DTYPE!r}: use bfloat16, float32 or auto")
+
+# Every process the suite starts inherits this tag, so the end-of-run check finds exactly ours.
+RUN_TAG = ("LIMA_TEST_RUN", uuid.uuid4().hex)
+# What the check looks for: the server, its vLLM engine processes, Redis, and the other programs tests start.
+OUR_PROGRAMS = ("lima", "vllm", "VLLM::", "EngineCore", "redis-server", "chrom", "prometheus", "torchrun")
+LIVE_FIXTURES = {"tiny_server", "default_server", "replicas"}
+
+
+def served_dtype_for(checkpoint_dtype: str) -> str:
+    """The dtype a live server's engine runs in: the forced one, else the server's own choice for this CPU."""
+    chosen = cpu_dtype(TEST_DTYPE, cpu_flags())
+    return checkpoint_dtype if chosen == "auto" else chosen
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Run the whole suite with a home under pytest's temporary directory: nothing it starts (servers, vLLM,
+    Hugging Face, matplotlib, Chromium, W&B) can read or write the user's ~/.cache/lima or any other dotfile."""
+    config.addinivalue_line("markers", "live: starts a `lima serve` engine (left out by `make test-fast`)")
+    home = config._tmp_path_factory.getbasetemp() / "home"  # type: ignore[attr-defined]
+    home.mkdir(exist_ok=True)
+    os.environ.update({"HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache"),
+                       "XDG_CONFIG_HOME": str(home / ".config"), "XDG_DATA_HOME": str(home / ".local" / "share"),
+                       RUN_TAG[0]: RUN_TAG[1]})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if LIVE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.live)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    LiveServer.refused = None if item.get_closest_marker("live") else f"{item.nodeid} is not marked live"
+
+
+def leftover_processes() -> list[psutil.Process]:
+    """Processes of ours (by the run's tag) still alive, other than pytest itself."""
+    found = []
+    for process in psutil.process_iter(["cmdline", "name"]):
+        if process.pid == os.getpid():
+            continue
+        try:
+            if process.environ().get(RUN_TAG[0]) != RUN_TAG[1]:
+                continue
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+        described = " ".join([process.info["name"] or "", *(process.info["cmdline"] or [])])
+        if any(program in described for program in OUR_PROGRAMS):
+            found.append(process)
+    return found
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Fail the run if a server, engine or Redis it started outlives it (after a grace period); then stop them."""
+    _, alive = psutil.wait_procs(leftover_processes(), timeout=15)
+    alive = [process for process in alive if process.is_running() and process.status() != psutil.STATUS_ZOMBIE]
+    if not alive:
+        return
+    listing = "\n".join(f"  pid {p.pid}: {' '.join(p.cmdline())[:160]}" for p in alive)
+    print(f"\nFAILED: {len(alive)} process(es) the suite started are still alive; stopping them:\n{listing}",
+          file=sys.stderr)
+    for process in alive:
+        process.kill()
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(scope="session")
@@ -22,11 +102,29 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
 
 
+def session_data_dir(factory: pytest.TempPathFactory) -> Path:
+    """The servers' data directory: the embedded model is converted into it once per session."""
+    path = factory.getbasetemp() / "lima-data"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return session_data_dir(tmp_path_factory)
+
+
 def launch(args: list[str], log_name: str, tmp_path_factory: pytest.TempPathFactory) -> LiveServer:
-    """Start `lima serve` without waiting; each server gets its own embedded Redis unless --redis-url is given."""
-    log_path = tmp_path_factory.mktemp("logs") / log_name
-    redis_dir = tmp_path_factory.mktemp("redis")
-    return LiveServer([*args, "--data-dir", str(DATA_DIR), "--redis-dir", str(redis_dir)], log_path)
+    """Start `lima serve` without waiting, in the dtype under test, with its own data directory and embedded Redis
+    under pytest's temporary directory (unless the arguments name them)."""
+    extra = []
+    if TEST_DTYPE != "auto" and "--dtype" not in args:
+        extra += ["--dtype", TEST_DTYPE]
+    if "--data-dir" not in args:
+        extra += ["--data-dir", str(session_data_dir(tmp_path_factory))]
+    if "--redis-dir" not in args:
+        extra += ["--redis-dir", str(tmp_path_factory.mktemp("redis"))]
+    return LiveServer([*args, *extra], tmp_path_factory.mktemp("logs") / log_name)
 
 
 def start(args: list[str], log_name: str, tmp_path_factory: pytest.TempPathFactory) -> LiveServer:
@@ -39,16 +137,21 @@ def serve_tiny(model_dir: Path, extra: list[str], log_name: str, factory: pytest
 
 @pytest.fixture(scope="session")
 def tiny_server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    server = serve_tiny(tiny_model_dir, ["--max-request-bytes", "65536"], "tiny.log", tmp_path_factory)
-    yield server
-    server.stop()
+    with serve_tiny(tiny_model_dir, ["--max-request-bytes", "65536"], "tiny.log", tmp_path_factory) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
 def default_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    server = start(["--kv-cache-memory-bytes", str(1024**3), "--max-num-seqs", "16"], "default.log", tmp_path_factory)
-    yield server
-    server.stop()
+    with start(["--kv-cache-memory-bytes", str(1024**3), "--max-num-seqs", "16"], "default.log", tmp_path_factory) \
+            as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def served_dtype() -> str:
+    """The dtype the default model (a bfloat16 checkpoint) is served in by the live servers of this run."""
+    return served_dtype_for("bfloat16")
 
 
 # Two users of the history servers; bob's key is given to the server only as its SHA-256 digest.
@@ -77,9 +180,5 @@ def replicas(
         "--model", str(tiny_model_dir), "--served-model-name", "tiny", *SMALL_ENGINE, "--redis-url", shared_redis.url,
         "--api-keys-file", str(keys_file), "--history-max-items", str(HISTORY_MAX_ITEMS),
     ]
-    servers = (launch(args, "replica-a.log", tmp_path_factory), launch(args, "replica-b.log", tmp_path_factory))
-    try:
-        yield servers[0].wait_ready(), servers[1].wait_ready()
-    finally:
-        for server in servers:
-            server.stop()
+    with launch(args, "replica-a.log", tmp_path_factory) as a, launch(args, "replica-b.log", tmp_path_factory) as b:
+        yield a.wait_ready(), b.wait_ready()

@@ -1,12 +1,15 @@
 """A server as a real subprocess on a loopback port (`lima serve`, or vLLM's own for benchmarks)."""
 
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import TracebackType
 
 import httpx
 
@@ -18,7 +21,15 @@ def free_port() -> int:
 
 
 class LiveServer:
-    """`lima serve ARGS`; `command` replaces it (the port is appended as `--port N`)."""
+    """`lima serve ARGS`; `command` replaces it (the port is appended as `--port N`).
+
+    The process leads a process group of its own (its engine processes and Redis join it), so `stop` can end
+    everything it started even when it does not exit by itself. Use it as a context manager, or call `stop` in a
+    `finally`: a test that fails must not leave a server behind. `wait_ready` stops a server that never gets ready.
+    """
+
+    # Set by the test suite before each test: why a server may not start now (a fast-tier test), or None.
+    refused: str | None = None
 
     def __init__(
         self,
@@ -28,6 +39,8 @@ class LiveServer:
         command: list[str] | None = None,
         ready_path: str = "/ready",
     ) -> None:
+        if LiveServer.refused:
+            raise RuntimeError(f"no server may start here: {LiveServer.refused} (mark it `live`)")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.ready_path = ready_path
@@ -35,35 +48,50 @@ class LiveServer:
         self.log = log_path.open("w")
         self.process = subprocess.Popen(
             [*(command or [sys.executable, "-m", "lima.cli", "serve"]), "--port", str(self.port), *args],
-            stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+            stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}, start_new_session=True,
         )
+
+    def __enter__(self) -> "LiveServer":
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
 
     def wait_ready(self, timeout: float = 600) -> "LiveServer":
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited ({self.process.returncode}):\n{self.log_tail()}")
-            try:
-                if httpx.get(f"{self.url}{self.ready_path}", timeout=2).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(1)
-        raise TimeoutError(f"server not ready after {timeout} s:\n{self.log_tail()}")
+        try:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"server exited ({self.process.returncode}):\n{self.log_tail()}")
+                try:
+                    if httpx.get(f"{self.url}{self.ready_path}", timeout=2).status_code == 200:
+                        return self
+                except httpx.TransportError:
+                    pass
+                time.sleep(1)
+            raise TimeoutError(f"server not ready after {timeout} s:\n{self.log_tail()}")
+        except BaseException:
+            self.stop()
+            raise
 
     def log_tail(self, chars: int = 4000) -> str:
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         return self.log_path.read_text(errors="replace")[-chars:]
 
-    def stop(self) -> int:
-        self.process.terminate()
+    def stop(self, timeout: float = 60) -> int:
+        """SIGTERM and wait (the graceful path a user's Ctrl-C takes); past `timeout`, kill the whole group.
+        Idempotent. Processes that outlive a graceful exit are left for the suite's end-of-run check to report."""
+        if self.process.poll() is None:
+            self.process.terminate()
         try:
-            return self.process.wait(timeout=60)
+            status = self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            self.process.kill()
-            return self.process.wait()
-        finally:
-            self.log.close()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            status = self.process.wait()
+        self.log.close()
+        return status
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 30) -> bool:

@@ -1,13 +1,29 @@
 """Engine arguments: vLLM's own flags, precedence CLI > LIMA_ENGINE_ARGS > CPU defaults, clear errors."""
 
 import os
+from pathlib import Path
 
 import pytest
 
 from lima.cli import serve_parser
-from server.engine import EngineArgsError, build_engine_args, cpu_thread_binding, explicit_args
+from server.engine import (
+    EngineArgsError,
+    apply_cpu_defaults,
+    build_engine_args,
+    cpu_dtype,
+    cpu_flags,
+    cpu_thread_binding,
+    explicit_args,
+)
 
 GiB = 1024**3
+# The flags of the two CPU kinds this project's machines have (abridged /proc/cpuinfo `flags`).
+AVX2_ONLY = frozenset({"sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni"})
+NATIVE_BF16 = {
+    "avx512-bf16": AVX2_ONLY | {"avx512_bf16"},
+    "amx": AVX2_ONLY | {"avx512_bf16", "amx_tile", "amx_bf16"},
+    "arm": frozenset({"fp", "asimd", "sve", "bf16"}),
+}
 
 
 def test_every_vllm_flag_is_accepted_by_lima_serve() -> None:
@@ -54,3 +70,26 @@ def test_multi_node_flags_pass_through_to_vllm() -> None:
     argv = ["--pipeline-parallel-size", "2", "--distributed-executor-backend", "ray"]
     args = build_engine_args("/models/lima-65b", {}, explicit_args(serve_parser(), argv), GiB)
     assert (args.pipeline_parallel_size, args.distributed_executor_backend) == (2, "ray")
+
+
+def test_float32_without_native_bf16_the_checkpoints_dtype_with_it() -> None:
+    assert cpu_dtype("auto", AVX2_ONLY) == "float32"
+    for kind, flags in NATIVE_BF16.items():
+        assert cpu_dtype("auto", flags) == "auto", kind  # the checkpoint's own (bf16 for SmolLM2)
+    for chosen in ("bfloat16", "float32", "float16"):  # the user's choice always wins
+        assert cpu_dtype(chosen, AVX2_ONLY) == cpu_dtype(chosen, NATIVE_BF16["amx"]) == chosen
+
+
+def test_cpu_defaults_pick_the_dtype_from_the_flags() -> None:
+    assert apply_cpu_defaults({}, GiB, AVX2_ONLY)["dtype"] == "float32"
+    assert apply_cpu_defaults({}, GiB, NATIVE_BF16["amx"])["dtype"] == "auto"
+    assert apply_cpu_defaults({"dtype": "bfloat16"}, GiB, AVX2_ONLY)["dtype"] == "bfloat16"
+
+
+def test_cpu_flags_read_from_cpuinfo(tmp_path: Path) -> None:
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: Xeon\nflags\t\t: fpu avx2 avx512_bf16 amx_bf16\n\n"
+                       "processor\t: 1\nflags\t\t: fpu avx2 avx512_bf16 amx_bf16\n")
+    assert cpu_flags(cpuinfo) == {"fpu", "avx2", "avx512_bf16", "amx_bf16"}
+    assert cpu_flags(tmp_path / "missing") == frozenset()  # unreadable: no native bf16 assumed, float32
+    assert "avx2" in cpu_flags() or "asimd" in cpu_flags() or not Path("/proc/cpuinfo").exists()

@@ -21,6 +21,7 @@ LONG = {"messages": [{"role": "user", "content": "go on"}], "max_tokens": 480, "
         "temperature": 1.0}
 KEYS = {"carol": "sk-carol", "dave": "sk-dave", "erin": "sk-erin", "frank": "sk-frank"}
 DEFAULT_ENGINE = ["--kv-cache-memory-bytes", str(1024**3)]
+pytestmark = pytest.mark.live
 
 
 def first_token(lines: Iterator[str]) -> Iterator[str]:
@@ -32,7 +33,7 @@ def first_token(lines: Iterator[str]) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def limited_server(tmp_path_factory: pytest.TempPathFactory) -> LiveServer:
+def limited_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """The default model, one sequence at a time, two generations pending at most, 12 requests a minute."""
     keys = tmp_path_factory.mktemp("keys") / "keys"
     keys.write_text("".join(f"{user} sha256:{hashlib.sha256(key.encode()).hexdigest()}\n"
@@ -40,8 +41,8 @@ def limited_server(tmp_path_factory: pytest.TempPathFactory) -> LiveServer:
     server = start([*DEFAULT_ENGINE, "--max-num-seqs", "1", "--max-pending-requests", "2",
                     "--rate-limit-per-minute", "12", "--rate-limit-burst", "3", "--api-keys-file", str(keys)],
                    "limited.log", tmp_path_factory)
-    yield server
-    server.stop()
+    with server:
+        yield server
 
 
 def headers(user: str) -> dict[str, str]:
@@ -99,22 +100,21 @@ def sigterm_mid_answer(shared_redis: RedisServer, factory: pytest.TempPathFactor
     """A default-model server (~20 tokens/s) streams one stored turn and gets SIGTERM after its first token.
     Returns what the client read after the signal (or the error that cut the stream), the exit status, and the
     conversation's stored items."""
-    server = launch([*DEFAULT_ENGINE, "--redis-url", shared_redis.url, "--shutdown-timeout-seconds",
-                     str(shutdown_timeout)], f"sigterm-{shutdown_timeout}.log", factory).wait_ready()
-    base = f"{server.url}/v1"
-    conversation = httpx.post(f"{base}/conversations", json={}).json()["id"]
-    turn = {"input": "go on", "conversation": conversation, "stream": True, "max_output_tokens": max_tokens,
-            "temperature": 1.0, "ignore_eos": True}
-    with httpx.Client(timeout=120) as client, client.stream("POST", f"{base}/responses", json=turn) as stream:
-        rest = first_token(stream.iter_lines())
-        server.process.send_signal(signal.SIGTERM)
-        assert wait_for(lambda: refused(server.url), timeout=10), "still accepting connections after SIGTERM"
-        try:
-            after: list[str] | httpx.HTTPError = list(rest)
-        except httpx.HTTPError as error:
-            after = error
-    status = server.process.wait(timeout=60)
-    server.stop()
+    with launch([*DEFAULT_ENGINE, "--redis-url", shared_redis.url, "--shutdown-timeout-seconds",
+                 str(shutdown_timeout)], f"sigterm-{shutdown_timeout}.log", factory).wait_ready() as server:
+        base = f"{server.url}/v1"
+        conversation = httpx.post(f"{base}/conversations", json={}).json()["id"]
+        turn = {"input": "go on", "conversation": conversation, "stream": True, "max_output_tokens": max_tokens,
+                "temperature": 1.0, "ignore_eos": True}
+        with httpx.Client(timeout=120) as client, client.stream("POST", f"{base}/responses", json=turn) as stream:
+            rest = first_token(stream.iter_lines())
+            server.process.send_signal(signal.SIGTERM)
+            assert wait_for(lambda: refused(server.url), timeout=10), "still accepting connections after SIGTERM"
+            try:
+                after: list[str] | httpx.HTTPError = list(rest)
+            except httpx.HTTPError as error:
+                after = error
+        status = server.process.wait(timeout=60)
     return after, status, redis_items(shared_redis, conversation)
 
 
@@ -165,15 +165,14 @@ def redis_items(redis_server: RedisServer, conversation: str) -> list[dict]:
 def test_an_engine_that_dies_makes_the_server_not_ready_then_exit_1(
     tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    server = serve_tiny(tiny_model_dir, [], "engine-death.log", tmp_path_factory)
-    engines = [p for p in psutil.Process(server.process.pid).children(recursive=True)
-               if "EngineCore" in " ".join(p.cmdline()) or p.name().startswith("VLLM::Engine")]
-    assert engines, "no engine process found"
-    for engine in engines:
-        engine.kill()
-    assert server.process.wait(timeout=60) == 1
-    assert "the engine process died" in server.log_tail()
-    server.stop()
+    with serve_tiny(tiny_model_dir, [], "engine-death.log", tmp_path_factory) as server:
+        engines = [p for p in psutil.Process(server.process.pid).children(recursive=True)
+                   if "EngineCore" in " ".join(p.cmdline()) or p.name().startswith("VLLM::Engine")]
+        assert engines, "no engine process found"
+        for engine in engines:
+            engine.kill()
+        assert server.process.wait(timeout=60) == 1
+        assert "the engine process died" in server.log_tail()
 
 
 def test_short_soak_serves_every_request_with_flat_memory(tiny_server: LiveServer) -> None:

@@ -2,8 +2,6 @@
 `lima prep merge`, is served by `lima serve` (vLLM) as is, with LIMA's template and decoding, and generation
 stops at the new <EOT> token."""
 
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +10,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from lima.cli import main
 from model_prep.format import LIMA_EOT, chat_token_ids
 from model_prep.merge import base_with_adapter
 from model_prep.train import TrainConfig, train
@@ -45,11 +44,7 @@ def lora_run(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 @pytest.fixture(scope="module")
 def merged(lora_run: Path) -> Path:
-    finished = subprocess.run(
-        [sys.executable, "-m", "lima.cli", "prep", "merge", str(lora_run), str(lora_run.parent / "merged"),
-         "--dtype", "float32"], capture_output=True, text=True, timeout=300,
-    )
-    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert main(["prep", "merge", str(lora_run), str(lora_run.parent / "merged"), "--dtype", "float32"]) == 0
     return lora_run.parent / "merged"
 
 
@@ -58,9 +53,8 @@ def served(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Path, LiveServer]]:
     checkpoint = request.getfixturevalue("trained" if request.param == "full" else "merged")
-    server = serve_tiny(checkpoint, [], f"{request.param}.log", tmp_path_factory)
-    yield checkpoint, server
-    server.stop()
+    with serve_tiny(checkpoint, [], f"{request.param}.log", tmp_path_factory) as server:
+        yield checkpoint, server
 
 
 def test_lora_checkpoint_is_an_adapter_and_merges_exactly(lora_run: Path, merged: Path) -> None:
@@ -73,6 +67,7 @@ def test_lora_checkpoint_is_an_adapter_and_merges_exactly(lora_run: Path, merged
     assert torch.allclose(adapter_logits, merged_logits, atol=1e-4)  # the stated tolerance (float32)
 
 
+@pytest.mark.live
 def test_trained_checkpoint_serves_and_stops_at_eot(served: tuple[Path, LiveServer]) -> None:
     trained, server = served
     client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)

@@ -12,6 +12,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
+from lima.cli import main
 from model_prep.batching import micro_batches, summed_loss
 from model_prep.data import SAMPLE, DataError, load_conversations
 from model_prep.end_of_turn import install_end_of_turn
@@ -179,27 +180,27 @@ def test_resume_matches_an_uninterrupted_run(tiny_model_dir: Path, tmp_path: Pat
         assert torch.equal(tensor, b[name]), name
 
 
-def test_cli_preset_then_file_then_flags(tiny_model_dir: Path, tmp_path: Path) -> None:
+def test_cli_preset_then_file_then_flags(tiny_model_dir: Path, tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
     config_file = tmp_path / "run.toml"
     config_file.write_text(f'model = "{tiny_model_dir}"\nepochs = 1\nmax_examples = 2\nmax_tokens = 64\n'
                            'residual_dropout = 0.1\nlearning_rate = 2e-5\n')
-    finished = subprocess.run(
-        [sys.executable, "-m", "lima.cli", "prep", "train", "--preset", "lima-7b", "--config", str(config_file),
-         "--learning-rate", "3e-5", "--no-multi-turn", "--output-dir", str(tmp_path / "out")],
-        capture_output=True, text=True, timeout=600,
-    )
-    assert finished.returncode == 0, finished.stderr[-2000:]
+    # The CLI's own entry point, in this process (a fresh interpreter would spend seconds importing torch again).
+    assert main(["prep", "train", "--preset", "lima-7b", "--config", str(config_file), "--learning-rate", "3e-5",
+                 "--no-multi-turn", "--output-dir", str(tmp_path / "out")]) == 0
     state = torch.load(tmp_path / "out" / "epoch-01" / "trainer_state.pt", weights_only=False)
     used = state["config"]
     assert used["batch_size"] == 64  # from the preset
     assert used["residual_dropout"] == 0.1 and used["max_examples"] == 2  # the file beats the preset
     assert used["learning_rate"] == 3e-5 and used["multi_turn"] is False  # flags beat the file
-    refused = subprocess.run([sys.executable, "-m", "lima.cli", "prep", "train", "--epochs", "0"],
-                             capture_output=True, text=True, timeout=120)
-    assert refused.returncode == 2 and "epochs" in refused.stderr and "model" in refused.stderr
+    capsys.readouterr()
+    assert main(["prep", "train", "--epochs", "0"]) == 2
+    refused = capsys.readouterr().err
+    assert "epochs" in refused and "model" in refused
 
 
-def test_dev_answers_per_epoch_and_select(tiny_model_dir: Path, tmp_path: Path) -> None:
+def test_dev_answers_per_epoch_and_select(tiny_model_dir: Path, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
     run = tmp_path / "run"
     train(TrainConfig(model=str(tiny_model_dir), output_dir=run, epochs=3, batch_size=4, micro_batch_size=2,
                       max_examples=4, max_tokens=96, learning_rate=1e-3, dev_data=str(DEV), dev_max_new_tokens=6))
@@ -211,9 +212,9 @@ def test_dev_answers_per_epoch_and_select(tiny_model_dir: Path, tmp_path: Path) 
     lowest = min(results, key=lambda e: results[e]["dev_loss"])
     assert select(run, first=1, last=3) == run / f"epoch-{lowest:02d}"
     assert select(run, rule="latest", first=1, last=3) == run / "epoch-03"
-    chosen = subprocess.run([sys.executable, "-m", "lima.cli", "prep", "select", str(run), "--epoch", "2"],
-                            capture_output=True, text=True, timeout=120)
-    assert chosen.stdout.strip() == str(run / "epoch-02")
+    capsys.readouterr()
+    assert main(["prep", "select", str(run), "--epoch", "2"]) == 0
+    assert capsys.readouterr().out.strip() == str(run / "epoch-02")
     report = (run / "dev_side_by_side.md").read_text()
     assert dev_prompts[0] in report and "**Epoch 3**" in report
     with pytest.raises(ValueError, match="epoch 9"):

@@ -1,7 +1,9 @@
 """The chat page in a real headless Chromium (Debian's chromium + chromedriver, driven by Selenium), against
-`lima ui` and a live server with API keys. Screenshots go to artifacts/ui/."""
+`lima ui` and a live server with API keys. Screenshots go to pytest's temporary directory, or to the directory
+LIMA_TEST_SCREENSHOTS names (the README's picture comes from there)."""
 
 import asyncio
+import os
 import re
 import sys
 import time
@@ -15,16 +17,16 @@ from selenium import webdriver
 from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from tests.conftest import API_KEYS, REPO
+from tests.conftest import API_KEYS
 from tests.live_server import LiveServer
 from tests.metrics_scrape import scrape, total
 from ui.client import ChatClient
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-SCREENSHOTS = REPO / "artifacts" / "ui"
 T = TypeVar("T")
 # Every distinct text the last answer bubble shows, recorded by the page itself at each DOM change.
 RECORD_ANSWER_TEXTS = """
@@ -51,17 +53,21 @@ def start_page(server_url: str, extra: list[str], factory: pytest.TempPathFactor
 @pytest.fixture(scope="module")
 def page(replicas: tuple[LiveServer, LiveServer], tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """`lima ui` for alice, on a free port, talking to replica A (tiny model, API keys) through its public API."""
-    ui = start_page(replicas[0].url, ["--api-key", API_KEYS["alice"]], tmp_path_factory)
-    yield ui
-    ui.stop()
+    with start_page(replicas[0].url, ["--api-key", API_KEYS["alice"]], tmp_path_factory) as ui:
+        yield ui
 
 
 @pytest.fixture(scope="module")
 def default_page(default_server: LiveServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     """`lima ui` on the embedded default model (no keys): it writes long answers, long enough to stop one."""
-    ui = start_page(default_server.url, [], tmp_path_factory)
-    yield ui
-    ui.stop()
+    with start_page(default_server.url, [], tmp_path_factory) as ui:
+        yield ui
+
+
+@pytest.fixture(scope="session")
+def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    chosen = os.environ.get("LIMA_TEST_SCREENSHOTS")
+    return Path(chosen) if chosen else tmp_path_factory.mktemp("screenshots")
 
 
 @pytest.fixture
@@ -74,9 +80,10 @@ def browser(tmp_path: Path) -> Iterator[WebDriver]:
                  f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1280,860"):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    yield driver
-    driver.quit()
+    try:
+        yield driver
+    finally:
+        driver.quit()
 
 
 def until(condition: Callable[[], T], timeout: float = 60, every: float = 0.05) -> T:
@@ -118,11 +125,16 @@ def sidebar_entry(driver: WebDriver, title: str) -> list:
 
 
 def send(driver: WebDriver, text: str) -> None:
+    """Type the message and press Enter, as people do."""
+    until(lambda: driver.find_element(By.CSS_SELECTOR, "#message textarea")).send_keys(text + Keys.ENTER)
+
+
+def click_send(driver: WebDriver, text: str) -> None:
     until(lambda: driver.find_element(By.CSS_SELECTOR, "#message textarea")).send_keys(text)
     driver.find_element(By.CSS_SELECTOR, "#send").click()
 
 
-def test_chat_reload_reopen_delete(page: LiveServer, browser: WebDriver,
+def test_chat_reload_reopen_delete(page: LiveServer, browser: WebDriver, screenshots: Path,
                                         replicas: tuple[LiveServer, LiveServer]) -> None:
     server = replicas[0]
 
@@ -148,35 +160,78 @@ def test_chat_reload_reopen_delete(page: LiveServer, browser: WebDriver,
     seen = browser.execute_script("return window.answerTexts")
     assert len(seen) >= 2 and letters(seen[-1]) == letters(stored[1]["content"]), seen
     assert user_texts(browser) == [question]
-    browser.save_screenshot(str(SCREENSHOTS / "01-streamed-answer.png"))
+    browser.save_screenshot(str(screenshots / "01-streamed-answer.png"))
 
     # Reload: the conversation is in the sidebar (server-side history), opening it shows the exchange.
     browser.refresh()
     entry = until(lambda: sidebar_entry(browser, question))
     assert bot_texts(browser) == []
-    browser.save_screenshot(str(SCREENSHOTS / "02-after-reload.png"))
+    browser.save_screenshot(str(screenshots / "02-after-reload.png"))
     entry[0].click()
     until(lambda: user_texts(browser) == [question]
           and [letters(text) for text in bot_texts(browser)] == [letters(stored[1]["content"])])
-    browser.save_screenshot(str(SCREENSHOTS / "03-reopened.png"))
+    browser.save_screenshot(str(screenshots / "03-reopened.png"))
 
     # Delete: gone from the sidebar and from the server.
     browser.find_element(By.CSS_SELECTOR, "#delete").click()
     until(lambda: not sidebar_entry(browser, question))
     assert conversation_id not in {c.id for c in api("conversations")}
-    browser.save_screenshot(str(SCREENSHOTS / "04-deleted.png"))
+    browser.save_screenshot(str(screenshots / "04-deleted.png"))
 
 
-def test_server_errors_show_in_the_chat(page: LiveServer, browser: WebDriver) -> None:
+# Where each sidebar entry sits and whether its title is cut with an ellipsis (it overflows its box).
+SIDEBAR_LAYOUT = """
+return [...document.querySelectorAll("#conversations label")].map(label => {
+  const box = label.getBoundingClientRect(), text = label.querySelector("span");
+  return {title: text.textContent, x: Math.round(box.left), y: Math.round(box.top), width: Math.round(box.width),
+          ellipsis: getComputedStyle(text).textOverflow === "ellipsis" && text.scrollWidth > text.clientWidth};
+});
+"""
+
+
+def test_enter_sends_shift_enter_breaks_the_line_and_the_sidebar_lists_newest_first(
+    page: LiveServer, browser: WebDriver, screenshots: Path, replicas: tuple[LiveServer, LiveServer]
+) -> None:
+    def api(method: str, *args: Any) -> Any:
+        return call(replicas[0], method, *args, key=API_KEYS["alice"])
+
+    tag = uuid.uuid4().hex[:6]
+    first_line = f"A long first question {tag} about lighthouses, the sea, the wind and the stars at night, again"
+    browser.get(page.url)
+    box = until(lambda: browser.find_element(By.CSS_SELECTOR, "#message textarea"))
+    box.send_keys(first_line, Keys.SHIFT, Keys.ENTER, Keys.SHIFT, "and a second line")
+    assert box.get_attribute("value") == f"{first_line}\nand a second line"  # Shift+Enter: a new line, not sent
+    assert not user_texts(browser)
+    box.send_keys(Keys.ENTER)  # Enter: sent
+    older = until(lambda: next((c.id for c in api("conversations") if c.title.startswith(first_line)), None))
+    until(lambda: len(api("messages", older)) == 2)
+    assert api("messages", older)[0]["content"] == f"{first_line}\nand a second line"
+    until(lambda: box.get_attribute("value") == "")
+
+    browser.find_element(By.CSS_SELECTOR, "#new-chat").click()
+    newer_title = f"Then a short one {tag}"
+    send(browser, newer_title)
+    until(lambda: any(c.title == newer_title and len(api("messages", c.id)) == 2 for c in api("conversations")))
+    entries = until(lambda: [e for e in browser.execute_script(SIDEBAR_LAYOUT) if tag in e["title"]]
+                    if len(sidebar_entry(browser, newer_title)) == 1 else None)
+    assert [e["title"].startswith(first_line[:20]) for e in entries] == [False, True]  # newest first
+    newer, older_entry = entries
+    assert newer["x"] == older_entry["x"] and older_entry["y"] > newer["y"]  # a vertical list, not wrapped chips
+    assert newer["width"] == older_entry["width"]
+    assert older_entry["ellipsis"] and not newer["ellipsis"]  # the long title is cut to the sidebar's width
+    browser.save_screenshot(str(screenshots / "07-sidebar.png"))
+
+
+def test_server_errors_show_in_the_chat(page: LiveServer, browser: WebDriver, screenshots: Path) -> None:
     browser.get(page.url)
     until(lambda: browser.find_element(By.CSS_SELECTOR, "#message textarea"))
     send(browser, "word " * 700)  # over the tiny model's 512-token context, even with every turn dropped
     message = until(lambda: next((t for t in bot_texts(browser) if t.startswith("⚠️")), None))
     assert "maximum context length" in message and "Traceback" not in message
-    browser.save_screenshot(str(SCREENSHOTS / "05-error-in-chat.png"))
+    browser.save_screenshot(str(screenshots / "05-error-in-chat.png"))
 
 
-def test_stop_aborts_generation_on_the_server(default_page: LiveServer, browser: WebDriver,
+def test_stop_aborts_generation_on_the_server(default_page: LiveServer, browser: WebDriver, screenshots: Path,
                                               default_server: LiveServer) -> None:
     def api(method: str, *args: Any) -> Any:
         return call(default_server, method, *args)
@@ -187,12 +242,12 @@ def test_stop_aborts_generation_on_the_server(default_page: LiveServer, browser:
     until(lambda: any(c.title.startswith("What are three tips") and len(api("messages", c.id)) == 2
                       for c in api("conversations")), timeout=300)
     until(lambda: sidebar_entry(browser, "What are three tips for a first marathon?"))  # listed after the answer
-    browser.save_screenshot(str(SCREENSHOTS / "00-default-model.png"))
+    browser.save_screenshot(str(screenshots / "00-default-model.png"))
 
     browser.find_element(By.CSS_SELECTOR, "#new-chat").click()
     until(lambda: not bot_texts(browser))
     question = f"Write a long story about a lighthouse keeper ({uuid.uuid4().hex[:6]})."
-    send(browser, question)
+    click_send(browser, question)
     until(lambda: bot_texts(browser) and len(bot_texts(browser)[-1]) > 20, timeout=120)
     browser.find_element(By.CSS_SELECTOR, "#stop").click()
     conversation_id = until(lambda: next((c.id for c in api("conversations") if c.title == question), None))
@@ -201,4 +256,4 @@ def test_stop_aborts_generation_on_the_server(default_page: LiveServer, browser:
     assert items[1].status == "incomplete", items[1].model_extra
     assert items[1].model_extra["finish_reason"] is None and items[1].model_extra["tokens"] < 2048
     until(lambda: total(scrape(default_server.url), "vllm:num_requests_running") == 0, timeout=10)
-    browser.save_screenshot(str(SCREENSHOTS / "06-stopped.png"))
+    browser.save_screenshot(str(screenshots / "06-stopped.png"))

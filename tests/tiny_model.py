@@ -7,7 +7,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from model_prep.decoding import lima_generation_config
+from model_prep.decoding import generation_config
 
 CHATML = (
     "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\n' + message['content']"
@@ -47,7 +47,7 @@ def build_tiny_llama(out: Path, max_position_embeddings: int = 512) -> Path:
     )
     torch.manual_seed(0)
     model = LlamaForCausalLM(config).to(torch.float32)
-    model.generation_config = lima_generation_config([tokenizer.eos_token_id], tokenizer.bos_token_id)
+    model.generation_config = generation_config([tokenizer.eos_token_id], tokenizer.bos_token_id)
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
     return out

@@ -10,10 +10,20 @@ from ui.client import ChatClient, ConversationSummary, Settings, UIError
 
 History = list[dict[str, str]]
 WARNING = "⚠️ "
+TITLE_CHARS = 80  # the sidebar cuts titles to its width with an ellipsis; this only bounds what is sent
+# The conversation list as a chat app's sidebar: one row per conversation, newest first (the server's order),
+# each title on one line cut with an ellipsis, instead of Gradio's wrapping radio chips.
+CSS = """
+#conversations .wrap { flex-direction: column; flex-wrap: nowrap; gap: 2px; }
+#conversations label { display: flex; width: 100%; min-width: 0; max-width: 100%; box-sizing: border-box; }
+#conversations label > span { min-width: 0; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+#conversations label input { flex: none; }
+"""
 
 
 def conversation_choices(conversations: list[ConversationSummary]) -> list[tuple[str, str]]:
-    return [(c.title if len(c.title) <= 60 else c.title[:57] + "...", c.id) for c in conversations]
+    return [(c.title if len(c.title) <= TITLE_CHARS else c.title[: TITLE_CHARS - 1] + "…", c.id)
+            for c in conversations]
 
 
 def settings_of(model: str | None, system_prompt: str, temperature: float | None, top_p: float | None,
@@ -152,7 +162,9 @@ def build_ui(server_url: str, api_key: str | None = None) -> gr.Blocks:
         chatbot = gr.Chatbot(elem_id="chat", buttons=["copy"], height=520, label="LIMA chat",
                              placeholder="Ask anything. Answers stream in; Stop aborts them on the server.")
         with gr.Row():
-            message = gr.Textbox(placeholder="Message", elem_id="message", show_label=False, scale=8, lines=2)
+            # One line that grows to eight: Enter sends, Shift+Enter starts a new line (as in other chat apps).
+            message = gr.Textbox(placeholder="Message (Enter sends, Shift+Enter for a new line)", elem_id="message",
+                                 show_label=False, scale=8, lines=1, max_lines=8)
             send_button = gr.Button("Send", elem_id="send", variant="primary", scale=1)
             stop_button = gr.Button("Stop", elem_id="stop", scale=1)
         with gr.Row():
@@ -195,4 +207,5 @@ def build_ui(server_url: str, api_key: str | None = None) -> gr.Blocks:
 def launch(server_url: str, host: str, port: int, api_key: str | None = None) -> None:
     # System fonts only: the page must not wait on a font CDN (closed networks, privacy).
     theme = gr.themes.Soft(font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"])
-    build_ui(server_url, api_key).launch(server_name=host, server_port=port, show_error=True, quiet=True, theme=theme)
+    build_ui(server_url, api_key).launch(server_name=host, server_port=port, show_error=True, quiet=True, theme=theme,
+                                         css=CSS)
