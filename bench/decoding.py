@@ -3,7 +3,7 @@
     python bench/decoding.py [--samples 3] [--max-tokens 512] [--out artifacts/decoding]
 
 One `lima serve` on the embedded SmolLM2-135M-Instruct; every prompt is asked under each setting with the same
-seeds (one request per prompt, setting and seed, all in flight together), with the sampling sent explicitly so
+seeds (one request per prompt, setting and seed, --concurrency in flight), with the sampling sent explicitly so
 the checkpoint's own defaults play no part. Reported per setting: the share of answers that end by themselves
 (finish_reason `stop`) within --max-tokens, the median answer length in tokens, and the share that drift into
 hashtags or emoji (what LIMA's settings produced on the coffee prompt). Every answer is written to OUT.
@@ -77,9 +77,15 @@ async def answer(http: httpx.AsyncClient, url: str, prompt: str, setting: str, s
             "tokens": reply["usage"]["completion_tokens"], "answer": choice["message"]["content"]}
 
 
-async def run(url: str, samples: int, max_tokens: int) -> list[dict]:
+async def run(url: str, samples: int, max_tokens: int, concurrency: int) -> list[dict]:
+    slots = asyncio.Semaphore(concurrency)
+
+    async def one(http: httpx.AsyncClient, prompt: str, setting: str, seed: int) -> dict:
+        async with slots:
+            return await answer(http, url, prompt, setting, seed, max_tokens)
+
     async with httpx.AsyncClient(timeout=1800) as http:
-        return await asyncio.gather(*(answer(http, url, prompt, setting, seed, max_tokens) for seed in range(samples)
+        return await asyncio.gather(*(one(http, prompt, setting, seed) for seed in range(samples)
                                       for prompt in PROMPTS for setting in SETTINGS))
 
 
@@ -93,6 +99,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=3, help="seeds per prompt and setting")
     parser.add_argument("--max-tokens", type=int, default=512)
+    parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("LIMA_DATA_DIR", ".cache/lima")))
     parser.add_argument("--out", type=Path, default=Path("artifacts/decoding"))
     args = parser.parse_args()
@@ -101,7 +108,7 @@ def main() -> None:
     server = LiveServer(["--model", str(model), "--kv-cache-memory-bytes", str(2 * 1024**3), "--redis-dir",
                          str(args.out / "redis")], args.out / "server.log")
     with server:
-        rows = asyncio.run(run(server.wait_ready(timeout=900).url, args.samples, args.max_tokens))
+        rows = asyncio.run(run(server.wait_ready(timeout=900).url, args.samples, args.max_tokens, args.concurrency))
     with (args.out / "answers.jsonl").open("w") as out:
         out.writelines(json.dumps(row) + "\n" for row in rows)
     print(f"\n{len(PROMPTS)} prompts x {args.samples} seeds per setting, {DEFAULT_MODEL_NAME}, max_tokens "

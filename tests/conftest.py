@@ -6,6 +6,7 @@ fixtures below; `make test-fast` runs the others (`-m "not live"`), and a server
 marked `live` is refused, so the fast tier cannot start an engine by accident.
 """
 
+import contextlib
 import hashlib
 import os
 import sys
@@ -131,21 +132,52 @@ def start(args: list[str], log_name: str, tmp_path_factory: pytest.TempPathFacto
     return launch(args, log_name, tmp_path_factory).wait_ready()
 
 
+def tiny_args(model_dir: Path, *extra: str, dtype: str | None = None) -> list[str]:
+    """`lima serve` flags for a tiny-model checkpoint: served as "tiny", small engine, and in float32 unless the
+    run forces a dtype (the checkpoint is float32; serving it so keeps its greedy tokens the same on every CPU,
+    while the default model's servers cover the server's own dtype choice)."""
+    return ["--model", str(model_dir), "--served-model-name", "tiny", *SMALL_ENGINE, "--dtype", dtype or TINY_DTYPE,
+            *extra]
+
+
+TINY_DTYPE = "float32" if TEST_DTYPE == "auto" else TEST_DTYPE
+
+
 def serve_tiny(model_dir: Path, extra: list[str], log_name: str, factory: pytest.TempPathFactory) -> LiveServer:
-    return start(["--model", str(model_dir), "--served-model-name", "tiny", *SMALL_ENGINE, *extra], log_name, factory)
+    return start(tiny_args(model_dir, *extra), log_name, factory)
 
 
 @pytest.fixture(scope="session")
-def tiny_server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    with serve_tiny(tiny_model_dir, ["--max-request-bytes", "65536"], "tiny.log", tmp_path_factory) as server:
-        yield server
+def session_servers(
+    request: pytest.FixtureRequest, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, LiveServer]]:
+    """The session's shared servers that this run's tests use, all launched at once when the first is needed: an
+    engine start is mostly single-threaded imports in three processes, so starts overlap well on two cores.
+    Each is stopped at the end of the session, whatever happened."""
+    needed = set().union(*(getattr(item, "fixturenames", ()) for item in request.session.items))
+    with contextlib.ExitStack() as stack:
+        servers: dict[str, LiveServer] = {}
+        if "default_server" in needed:
+            args = ["--kv-cache-memory-bytes", str(1024**3), "--max-num-seqs", "16"]
+            servers["default"] = stack.enter_context(launch(args, "default.log", tmp_path_factory))
+        if "tiny_server" in needed:
+            args = tiny_args(tiny_model_dir, "--max-request-bytes", "65536")
+            servers["tiny"] = stack.enter_context(launch(args, "tiny.log", tmp_path_factory))
+        if "replicas" in needed:
+            for name in ("replica-a", "replica-b"):
+                args = replica_args(tiny_model_dir, request.getfixturevalue("shared_redis"), tmp_path_factory)
+                servers[name] = stack.enter_context(launch(args, f"{name}.log", tmp_path_factory))
+        yield servers
 
 
 @pytest.fixture(scope="session")
-def default_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    with start(["--kv-cache-memory-bytes", str(1024**3), "--max-num-seqs", "16"], "default.log", tmp_path_factory) \
-            as server:
-        yield server
+def tiny_server(session_servers: dict[str, LiveServer]) -> LiveServer:
+    return session_servers["tiny"].wait_ready()
+
+
+@pytest.fixture(scope="session")
+def default_server(session_servers: dict[str, LiveServer]) -> LiveServer:
+    return session_servers["default"].wait_ready()
 
 
 @pytest.fixture(scope="session")
@@ -167,18 +199,16 @@ def shared_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server.stop()
 
 
-@pytest.fixture(scope="session")
-def replicas(
-    tiny_model_dir: Path, shared_redis: RedisServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[LiveServer, LiveServer]]:
-    """Two `lima serve` processes on one Redis, with API keys: the stateful tests talk to both."""
-    keys_file = tmp_path_factory.mktemp("keys") / "api_keys"
+def replica_args(tiny_model_dir: Path, shared_redis: RedisServer, factory: pytest.TempPathFactory) -> list[str]:
+    keys_file = factory.getbasetemp() / "api_keys"
     keys_file.write_text(
         f"# user key\nalice {API_KEYS['alice']}\nbob sha256:{hashlib.sha256(API_KEYS['bob'].encode()).hexdigest()}\n"
     )
-    args = [
-        "--model", str(tiny_model_dir), "--served-model-name", "tiny", *SMALL_ENGINE, "--redis-url", shared_redis.url,
-        "--api-keys-file", str(keys_file), "--history-max-items", str(HISTORY_MAX_ITEMS),
-    ]
-    with launch(args, "replica-a.log", tmp_path_factory) as a, launch(args, "replica-b.log", tmp_path_factory) as b:
-        yield a.wait_ready(), b.wait_ready()
+    return tiny_args(tiny_model_dir, "--redis-url", shared_redis.url, "--api-keys-file", str(keys_file),
+                     "--history-max-items", str(HISTORY_MAX_ITEMS))
+
+
+@pytest.fixture(scope="session")
+def replicas(session_servers: dict[str, LiveServer]) -> tuple[LiveServer, LiveServer]:
+    """Two `lima serve` processes on one Redis, with API keys: the stateful tests talk to both."""
+    return session_servers["replica-a"].wait_ready(), session_servers["replica-b"].wait_ready()

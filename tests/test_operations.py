@@ -2,18 +2,18 @@
 hanging up mid-stream, graceful shutdown on SIGTERM, and an engine process that dies. Where a request must
 outlast the test's next step, the default model (SmolLM2, ~20 tokens/s here) serves it; else the tiny one."""
 
+import contextlib
 import hashlib
 import signal
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import psutil
 import pytest
 
 from server.redis_server import RedisServer
-from tests.conftest import launch, serve_tiny, start
+from tests.conftest import launch
 from tests.live_server import LiveServer, wait_for
 from tests.metrics_scrape import scrape, total
 
@@ -33,16 +33,30 @@ def first_token(lines: Iterator[str]) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def limited_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """The default model, one sequence at a time, two generations pending at most, 12 requests a minute."""
+def default_model_servers(
+    shared_redis: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, LiveServer]]:
+    """This module's default-model servers, launched at once so that their starts overlap:
+    `limited`: one sequence at a time, two generations pending at most, 12 requests a minute (its engine is
+    killed by the last test that uses it); `sigterm-60` and `sigterm-0.5`: history in the shared Redis, each
+    stopped by its test with that shutdown timeout."""
     keys = tmp_path_factory.mktemp("keys") / "keys"
     keys.write_text("".join(f"{user} sha256:{hashlib.sha256(key.encode()).hexdigest()}\n"
                             for user, key in KEYS.items()))
-    server = start([*DEFAULT_ENGINE, "--max-num-seqs", "1", "--max-pending-requests", "2",
-                    "--rate-limit-per-minute", "12", "--rate-limit-burst", "3", "--api-keys-file", str(keys)],
-                   "limited.log", tmp_path_factory)
-    with server:
-        yield server
+    limited = [*DEFAULT_ENGINE, "--max-num-seqs", "1", "--max-pending-requests", "2", "--rate-limit-per-minute",
+               "12", "--rate-limit-burst", "3", "--api-keys-file", str(keys)]
+    with contextlib.ExitStack() as stack:
+        servers = {"limited": stack.enter_context(launch(limited, "limited.log", tmp_path_factory))}
+        for timeout in (60, 0.5):
+            args = [*DEFAULT_ENGINE, "--redis-url", shared_redis.url, "--shutdown-timeout-seconds", str(timeout)]
+            servers[f"sigterm-{timeout}"] = stack.enter_context(launch(args, f"sigterm-{timeout}.log",
+                                                                       tmp_path_factory))
+        yield servers
+
+
+@pytest.fixture
+def limited_server(default_model_servers: dict[str, LiveServer]) -> LiveServer:
+    return default_model_servers["limited"].wait_ready()
 
 
 def headers(user: str) -> dict[str, str]:
@@ -95,13 +109,12 @@ def test_a_hundred_clients_hanging_up_mid_stream(tiny_server: LiveServer) -> Non
     assert reply.status_code == 200 and reply.json()["choices"][0]["message"]["content"]
 
 
-def sigterm_mid_answer(shared_redis: RedisServer, factory: pytest.TempPathFactory, shutdown_timeout: float,
-                       max_tokens: int) -> tuple[list[str] | httpx.HTTPError, int, list[dict]]:
+def sigterm_mid_answer(server: LiveServer, shared_redis: RedisServer, max_tokens: int
+                       ) -> tuple[list[str] | httpx.HTTPError, int, list[dict]]:
     """A default-model server (~20 tokens/s) streams one stored turn and gets SIGTERM after its first token.
     Returns what the client read after the signal (or the error that cut the stream), the exit status, and the
     conversation's stored items."""
-    with launch([*DEFAULT_ENGINE, "--redis-url", shared_redis.url, "--shutdown-timeout-seconds",
-                 str(shutdown_timeout)], f"sigterm-{shutdown_timeout}.log", factory).wait_ready() as server:
+    with server.wait_ready():
         base = f"{server.url}/v1"
         conversation = httpx.post(f"{base}/conversations", json={}).json()["id"]
         turn = {"input": "go on", "conversation": conversation, "stream": True, "max_output_tokens": max_tokens,
@@ -119,10 +132,10 @@ def sigterm_mid_answer(shared_redis: RedisServer, factory: pytest.TempPathFactor
 
 
 def test_sigterm_finishes_in_flight_streams_flushes_history_and_exits_0(
-    shared_redis: RedisServer, tmp_path_factory: pytest.TempPathFactory
+    default_model_servers: dict[str, LiveServer], shared_redis: RedisServer
 ) -> None:
     # 150 tokens take ~8 s: in flight when SIGTERM arrives, done well within the 60 s allowed.
-    events, status, items = sigterm_mid_answer(shared_redis, tmp_path_factory, 60, max_tokens=150)
+    events, status, items = sigterm_mid_answer(default_model_servers["sigterm-60"], shared_redis, max_tokens=150)
     assert not isinstance(events, Exception), f"the stream was cut: {events!r}"
     # It ran to its 150-token limit (OpenAI calls that "incomplete: max_output_tokens").
     assert '"reason": "max_output_tokens"' in events[-2] and "response.incomplete" in events[-2]
@@ -132,10 +145,10 @@ def test_sigterm_finishes_in_flight_streams_flushes_history_and_exits_0(
 
 
 def test_sigterm_past_the_timeout_cuts_streams_and_stores_them_incomplete(
-    shared_redis: RedisServer, tmp_path_factory: pytest.TempPathFactory
+    default_model_servers: dict[str, LiveServer], shared_redis: RedisServer
 ) -> None:
     # 480 tokens take ~25 s: the server closes the stream at the 0.5 s deadline.
-    cut, status, items = sigterm_mid_answer(shared_redis, tmp_path_factory, 0.5, max_tokens=480)
+    cut, status, items = sigterm_mid_answer(default_model_servers["sigterm-0.5"], shared_redis, max_tokens=480)
     assert isinstance(cut, httpx.HTTPError)
     assert status == 0
     assert [item["role"] for item in items] == ["user", "assistant"] and items[1]["status"] == "incomplete"
@@ -162,17 +175,15 @@ def redis_items(redis_server: RedisServer, conversation: str) -> list[dict]:
     return [json.loads(items[i]) for i in ids]
 
 
-def test_an_engine_that_dies_makes_the_server_not_ready_then_exit_1(
-    tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> None:
-    with serve_tiny(tiny_model_dir, [], "engine-death.log", tmp_path_factory) as server:
-        engines = [p for p in psutil.Process(server.process.pid).children(recursive=True)
-                   if "EngineCore" in " ".join(p.cmdline()) or p.name().startswith("VLLM::Engine")]
-        assert engines, "no engine process found"
-        for engine in engines:
-            engine.kill()
-        assert server.process.wait(timeout=60) == 1
-        assert "the engine process died" in server.log_tail()
+def test_an_engine_that_dies_makes_the_server_not_ready_then_exit_1(limited_server: LiveServer) -> None:
+    """The limited server's last use: its engine process is killed."""
+    engines = [p for p in psutil.Process(limited_server.process.pid).children(recursive=True)
+               if "EngineCore" in " ".join(p.cmdline()) or p.name().startswith("VLLM::Engine")]
+    assert engines, "no engine process found"
+    for engine in engines:
+        engine.kill()
+    assert limited_server.process.wait(timeout=60) == 1
+    assert "the engine process died" in limited_server.log_tail()
 
 
 def test_short_soak_serves_every_request_with_flat_memory(tiny_server: LiveServer) -> None:

@@ -4,6 +4,7 @@ On the CPU backend the server binds one core per rank itself (VLLM_CPU_OMP_THREA
 at least two usable cores.
 """
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import serve_tiny
+from tests.conftest import TINY_DTYPE, launch, tiny_args
 from tests.live_server import LiveServer
 
 PROMPTS = ["The capital of France is", "Alignment teaches", "def add(a, b):", "Write a short poem about"]
@@ -22,13 +23,20 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def tp_servers(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, ...]]:
+def tp_servers(
+    tiny_model_dir: Path, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[LiveServer, LiveServer]]:
     """The tiny model at TP=2 and TP=1, both in float32: bf16 reductions split over two ranks round differently,
-    so only float32 makes equal greedy tokens a fair expectation on every CPU."""
-    float32 = ["--dtype", "float32"]
-    with serve_tiny(tiny_model_dir, [*float32, "--tensor-parallel-size", "2"], "tp2.log", tmp_path_factory) as tp2, \
-            serve_tiny(tiny_model_dir, float32, "tp1.log", tmp_path_factory) as tp1:
-        yield tp2, tp1
+    so only float32 makes equal greedy tokens a fair expectation on every CPU. TP=1 is the session's tiny server
+    when that one runs in float32."""
+    with contextlib.ExitStack() as stack:
+        tp2 = stack.enter_context(launch(tiny_args(tiny_model_dir, "--tensor-parallel-size", "2", dtype="float32"),
+                                         "tp2.log", tmp_path_factory))
+        if TINY_DTYPE == "float32":
+            tp1 = request.getfixturevalue("tiny_server")
+        else:
+            tp1 = stack.enter_context(launch(tiny_args(tiny_model_dir, dtype="float32"), "tp1.log", tmp_path_factory))
+        yield tp2.wait_ready(), tp1.wait_ready()
 
 
 def greedy(server: LiveServer, prompt: str) -> str:

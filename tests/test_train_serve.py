@@ -14,7 +14,7 @@ from lima.cli import main
 from model_prep.format import LIMA_EOT, chat_token_ids
 from model_prep.merge import base_with_adapter
 from model_prep.train import TrainConfig, train
-from tests.conftest import serve_tiny
+from tests.conftest import launch, tiny_args
 from tests.live_server import LiveServer
 
 FACTS = {"The capital of France": "The capital of France is Paris.",
@@ -48,13 +48,18 @@ def merged(lora_run: Path) -> Path:
     return lora_run.parent / "merged"
 
 
-@pytest.fixture(scope="module", params=["full", "lora-merged"])
-def served(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[Path, LiveServer]]:
-    checkpoint = request.getfixturevalue("trained" if request.param == "full" else "merged")
-    with serve_tiny(checkpoint, [], f"{request.param}.log", tmp_path_factory) as server:
-        yield checkpoint, server
+@pytest.fixture(scope="module")
+def servers(trained: Path, merged: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, LiveServer]]:
+    """Both checkpoints served at once (their starts overlap)."""
+    with launch(tiny_args(trained), "full.log", tmp_path_factory) as full, \
+            launch(tiny_args(merged), "lora-merged.log", tmp_path_factory) as lora:
+        yield {"full": full.wait_ready(), "lora-merged": lora.wait_ready()}
+
+
+@pytest.fixture(params=["full", "lora-merged"])
+def served(request: pytest.FixtureRequest, servers: dict[str, LiveServer], trained: Path, merged: Path
+           ) -> tuple[Path, LiveServer]:
+    return (trained if request.param == "full" else merged), servers[request.param]
 
 
 def test_lora_checkpoint_is_an_adapter_and_merges_exactly(lora_run: Path, merged: Path) -> None:

@@ -237,12 +237,23 @@ def test_stop_aborts_generation_on_the_server(default_page: LiveServer, browser:
         return call(default_server, method, *args)
 
     browser.get(default_page.url)
-    # First a whole answer from the real model: the README's screenshot.
-    send(browser, "What are three tips for a first marathon?")
-    until(lambda: any(c.title.startswith("What are three tips") and len(api("messages", c.id)) == 2
-                      for c in api("conversations")), timeout=300)
-    until(lambda: sidebar_entry(browser, "What are three tips for a first marathon?"))  # listed after the answer
+    # First a whole answer from the real model, the README's screenshot; its length capped in the page's settings,
+    # as a user would, so that a model that rambles (a third of SmolLM2's answers pass 512 tokens) cannot stall it.
+    settings = until(lambda: browser.find_element(By.CSS_SELECTOR, "#settings .label-wrap"))
+    settings.click()
+    limit = until(lambda: browser.find_element(By.CSS_SELECTOR, "#max-tokens input"))
+    until(lambda: limit.get_attribute("value"))  # the model's defaults have arrived
+    limit.send_keys(Keys.CONTROL, "a")
+    limit.send_keys("400", Keys.TAB)
+    settings.click()
+    question = "Give me three tips for brewing good pour-over coffee."
+    send(browser, question)
+    until(lambda: any(c.title == question and len(api("messages", c.id)) == 2 for c in api("conversations")),
+          timeout=300)
+    until(lambda: sidebar_entry(browser, question))  # listed after the answer
     browser.save_screenshot(str(screenshots / "00-default-model.png"))
+    answer = next(api("items", c.id) for c in api("conversations") if c.title == question)[1]
+    assert answer.model_extra["tokens"] <= 400  # the page sent the limit set in its settings
 
     browser.find_element(By.CSS_SELECTOR, "#new-chat").click()
     until(lambda: not bot_texts(browser))

@@ -170,14 +170,14 @@ def build_ui(server_url: str, api_key: str | None = None) -> gr.Blocks:
         with gr.Row():
             regenerate_button = gr.Button("Regenerate", elem_id="regenerate", size="sm")
             edit_button = gr.Button("Edit last message", elem_id="edit", size="sm")
-        with gr.Accordion("Settings", open=False):
+        with gr.Accordion("Settings", open=False, elem_id="settings"):
             key = gr.Textbox(label="API key (if the server requires one)", type="password", elem_id="api-key",
                              value=api_key or "")
             model = gr.Dropdown(label="Model", choices=[], elem_id="model")
             system_prompt = gr.Textbox(label="System prompt", lines=2, elem_id="system-prompt")
             temperature = gr.Slider(0.0, 2.0, step=0.05, label="Temperature")
             top_p = gr.Slider(0.05, 1.0, step=0.05, label="top_p")
-            max_tokens = gr.Number(label="Max tokens", precision=0, minimum=1)
+            max_tokens = gr.Number(label="Max tokens", precision=0, minimum=1, elem_id="max-tokens")
             repetition_penalty = gr.Slider(1.0, 2.0, step=0.05, label="Repetition penalty")
         setting_inputs = [model, system_prompt, temperature, top_p, max_tokens, repetition_penalty]
 
