@@ -6,7 +6,6 @@ fixtures below; `make test-fast` runs the others (`-m "not live"`), and a server
 marked `live` is refused, so the fast tier cannot start an engine by accident.
 """
 
-import contextlib
 import hashlib
 import os
 import sys
@@ -19,7 +18,7 @@ import pytest
 
 from server.engine import cpu_dtype, cpu_flags
 from server.redis_server import RedisServer
-from tests.live_server import LiveServer, free_port
+from tests.live_server import LiveServer, free_port, stopped_together
 from tests.tiny_model import build_tiny_llama
 
 REPO = Path(__file__).resolve().parent.parent
@@ -57,9 +56,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the tests that use a live fixture `live`; run the others first, while the session's engines start."""
     for item in items:
         if LIVE_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.live)
+    items.sort(key=lambda item: item.get_closest_marker("live") is not None)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -147,27 +148,32 @@ def serve_tiny(model_dir: Path, extra: list[str], log_name: str, factory: pytest
     return start(tiny_args(model_dir, *extra), log_name, factory)
 
 
-@pytest.fixture(scope="session")
-def session_servers(
-    request: pytest.FixtureRequest, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[str, LiveServer]]:
-    """The session's shared servers that this run's tests use, all launched at once when the first is needed: an
-    engine start is mostly single-threaded imports in three processes, so starts overlap well on two cores.
-    Each is stopped at the end of the session, whatever happened."""
+@pytest.fixture(scope="session", autouse=True)
+def session_servers(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+                    ) -> Iterator[dict[str, LiveServer]]:
+    """The session's shared servers that this run's tests use, all launched when the run starts: the tests that
+    need no engine run first (see pytest_collection_modifyitems) while the engines start, and the starts overlap
+    each other (an engine start is mostly single-threaded imports in three processes). All stopped at the end."""
     needed = set().union(*(getattr(item, "fixturenames", ()) for item in request.session.items))
-    with contextlib.ExitStack() as stack:
-        servers: dict[str, LiveServer] = {}
-        if "default_server" in needed:
-            args = ["--kv-cache-memory-bytes", str(1024**3), "--max-num-seqs", "16"]
-            servers["default"] = stack.enter_context(launch(args, "default.log", tmp_path_factory))
-        if "tiny_server" in needed:
-            args = tiny_args(tiny_model_dir, "--max-request-bytes", "65536")
-            servers["tiny"] = stack.enter_context(launch(args, "tiny.log", tmp_path_factory))
-        if "replicas" in needed:
-            for name in ("replica-a", "replica-b"):
-                args = replica_args(tiny_model_dir, request.getfixturevalue("shared_redis"), tmp_path_factory)
-                servers[name] = stack.enter_context(launch(args, f"{name}.log", tmp_path_factory))
-        yield servers
+    servers: dict[str, LiveServer] = {}
+    refused, LiveServer.refused = LiveServer.refused, None  # launched for the live tests that come later
+    try:
+        with stopped_together(servers.values()):
+            if "default_server" in needed:
+                args = ["--kv-cache-memory-bytes", str(1024**3), "--max-num-seqs", "16"]
+                servers["default"] = launch(args, "default.log", tmp_path_factory)
+            if "tiny_server" in needed:
+                args = tiny_args(request.getfixturevalue("tiny_model_dir"), "--max-request-bytes", "65536")
+                servers["tiny"] = launch(args, "tiny.log", tmp_path_factory)
+            if "replicas" in needed:
+                args = replica_args(request.getfixturevalue("tiny_model_dir"), request.getfixturevalue("shared_redis"),
+                                    tmp_path_factory)
+                for name in ("replica-a", "replica-b"):
+                    servers[name] = launch(args, f"{name}.log", tmp_path_factory)
+            LiveServer.refused = refused
+            yield servers
+    finally:
+        LiveServer.refused = refused
 
 
 @pytest.fixture(scope="session")

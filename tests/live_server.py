@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -92,6 +92,20 @@ class LiveServer:
             status = self.process.wait()
         self.log.close()
         return status
+
+
+@contextlib.contextmanager
+def stopped_together(servers: Iterable[LiveServer]) -> Iterator[None]:
+    """On exit, SIGTERM every server first and then wait for each: their shutdowns (engine, Redis) overlap."""
+    try:
+        yield
+    finally:
+        servers = list(servers)
+        for server in servers:
+            if server.process.poll() is None:
+                server.process.terminate()
+        for server in servers:
+            server.stop()
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 30) -> bool:

@@ -2,11 +2,12 @@
 hanging up mid-stream, graceful shutdown on SIGTERM, and an engine process that dies. Where a request must
 outlast the test's next step, the default model (SmolLM2, ~20 tokens/s here) serves it; else the tiny one."""
 
-import contextlib
 import hashlib
+import json
 import signal
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import psutil
@@ -14,7 +15,7 @@ import pytest
 
 from server.redis_server import RedisServer
 from tests.conftest import launch
-from tests.live_server import LiveServer, wait_for
+from tests.live_server import LiveServer, stopped_together, wait_for
 from tests.metrics_scrape import scrape, total
 
 LONG = {"messages": [{"role": "user", "content": "go on"}], "max_tokens": 480, "ignore_eos": True, "stream": True,
@@ -32,31 +33,56 @@ def first_token(lines: Iterator[str]) -> Iterator[str]:
     return lines
 
 
+def kv_bytes_per_token(model_dir: Path, bytes_per_element: int) -> int:
+    """Keys and values of every layer for one token: 2 x layers x KV heads x head size x element size."""
+    config = json.loads((model_dir / "config.json").read_text())
+    head_size = config.get("head_dim") or config["hidden_size"] // config["num_attention_heads"]
+    return 2 * config["num_hidden_layers"] * config["num_key_value_heads"] * head_size * bytes_per_element
+
+
 @pytest.fixture(scope="module")
-def default_model_servers(
-    shared_redis: RedisServer, tmp_path_factory: pytest.TempPathFactory
+def module_servers(
+    shared_redis: RedisServer, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, LiveServer]]:
-    """This module's default-model servers, launched at once so that their starts overlap:
-    `limited`: one sequence at a time, two generations pending at most, 12 requests a minute (its engine is
-    killed by the last test that uses it); `sigterm-60` and `sigterm-0.5`: history in the shared Redis, each
-    stopped by its test with that shutdown timeout."""
+    """This module's own servers, launched at once so that their starts overlap:
+    `limited` (default model): one sequence at a time, two generations pending at most, 12 requests a minute;
+    its engine is killed by the last test that uses it.
+    `sigterm-60`, `sigterm-0.5` (default model): history in the shared Redis, each stopped by its test with
+    that shutdown timeout.
+    `cannot-start` (tiny model): a KV cache for half of one full-length sequence at 2 bytes an element (bf16, the
+    smallest dtype the engine may pick here; float32 holds half as many tokens), so whatever the CPU and dtype,
+    its engine must fail to start."""
     keys = tmp_path_factory.mktemp("keys") / "keys"
     keys.write_text("".join(f"{user} sha256:{hashlib.sha256(key.encode()).hexdigest()}\n"
                             for user, key in KEYS.items()))
     limited = [*DEFAULT_ENGINE, "--max-num-seqs", "1", "--max-pending-requests", "2", "--rate-limit-per-minute",
                "12", "--rate-limit-burst", "3", "--api-keys-file", str(keys)]
-    with contextlib.ExitStack() as stack:
-        servers = {"limited": stack.enter_context(launch(limited, "limited.log", tmp_path_factory))}
+    max_len = json.loads((tiny_model_dir / "config.json").read_text())["max_position_embeddings"]
+    too_small = kv_bytes_per_token(tiny_model_dir, 2) * max_len // 2
+    servers: dict[str, LiveServer] = {}
+    with stopped_together(servers.values()):
+        servers["cannot-start"] = launch(["--model", str(tiny_model_dir), "--kv-cache-memory-bytes", str(too_small)],
+                                         "cannot-start.log", tmp_path_factory)
+        servers["limited"] = launch(limited, "limited.log", tmp_path_factory)
         for timeout in (60, 0.5):
             args = [*DEFAULT_ENGINE, "--redis-url", shared_redis.url, "--shutdown-timeout-seconds", str(timeout)]
-            servers[f"sigterm-{timeout}"] = stack.enter_context(launch(args, f"sigterm-{timeout}.log",
-                                                                       tmp_path_factory))
+            servers[f"sigterm-{timeout}"] = launch(args, f"sigterm-{timeout}.log", tmp_path_factory)
         yield servers
 
 
+def test_an_engine_that_cannot_start_exits_with_status_1_and_the_reason(module_servers: dict[str, LiveServer]
+                                                                        ) -> None:
+    """Instead of hanging half-alive."""
+    server = module_servers["cannot-start"]
+    status = server.process.wait(timeout=300)
+    log = server.log_tail(1_000_000)
+    assert status == 1, log[-3000:]
+    assert "the engine failed to start" in log
+
+
 @pytest.fixture
-def limited_server(default_model_servers: dict[str, LiveServer]) -> LiveServer:
-    return default_model_servers["limited"].wait_ready()
+def limited_server(module_servers: dict[str, LiveServer]) -> LiveServer:
+    return module_servers["limited"].wait_ready()
 
 
 def headers(user: str) -> dict[str, str]:
@@ -132,10 +158,10 @@ def sigterm_mid_answer(server: LiveServer, shared_redis: RedisServer, max_tokens
 
 
 def test_sigterm_finishes_in_flight_streams_flushes_history_and_exits_0(
-    default_model_servers: dict[str, LiveServer], shared_redis: RedisServer
+    module_servers: dict[str, LiveServer], shared_redis: RedisServer
 ) -> None:
     # 150 tokens take ~8 s: in flight when SIGTERM arrives, done well within the 60 s allowed.
-    events, status, items = sigterm_mid_answer(default_model_servers["sigterm-60"], shared_redis, max_tokens=150)
+    events, status, items = sigterm_mid_answer(module_servers["sigterm-60"], shared_redis, max_tokens=150)
     assert not isinstance(events, Exception), f"the stream was cut: {events!r}"
     # It ran to its 150-token limit (OpenAI calls that "incomplete: max_output_tokens").
     assert '"reason": "max_output_tokens"' in events[-2] and "response.incomplete" in events[-2]
@@ -145,10 +171,10 @@ def test_sigterm_finishes_in_flight_streams_flushes_history_and_exits_0(
 
 
 def test_sigterm_past_the_timeout_cuts_streams_and_stores_them_incomplete(
-    default_model_servers: dict[str, LiveServer], shared_redis: RedisServer
+    module_servers: dict[str, LiveServer], shared_redis: RedisServer
 ) -> None:
     # 480 tokens take ~25 s: the server closes the stream at the 0.5 s deadline.
-    cut, status, items = sigterm_mid_answer(default_model_servers["sigterm-0.5"], shared_redis, max_tokens=480)
+    cut, status, items = sigterm_mid_answer(module_servers["sigterm-0.5"], shared_redis, max_tokens=480)
     assert isinstance(cut, httpx.HTTPError)
     assert status == 0
     assert [item["role"] for item in items] == ["user", "assistant"] and items[1]["status"] == "incomplete"

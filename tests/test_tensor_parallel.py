@@ -4,7 +4,6 @@ On the CPU backend the server binds one core per rank itself (VLLM_CPU_OMP_THREA
 at least two usable cores.
 """
 
-import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +12,7 @@ import httpx
 import pytest
 
 from tests.conftest import TINY_DTYPE, launch, tiny_args
-from tests.live_server import LiveServer
+from tests.live_server import LiveServer, stopped_together
 
 PROMPTS = ["The capital of France is", "Alignment teaches", "def add(a, b):", "Write a short poem about"]
 
@@ -29,14 +28,14 @@ def tp_servers(
     """The tiny model at TP=2 and TP=1, both in float32: bf16 reductions split over two ranks round differently,
     so only float32 makes equal greedy tokens a fair expectation on every CPU. TP=1 is the session's tiny server
     when that one runs in float32."""
-    with contextlib.ExitStack() as stack:
-        tp2 = stack.enter_context(launch(tiny_args(tiny_model_dir, "--tensor-parallel-size", "2", dtype="float32"),
-                                         "tp2.log", tmp_path_factory))
+    servers = [launch(tiny_args(tiny_model_dir, "--tensor-parallel-size", "2", dtype="float32"), "tp2.log",
+                      tmp_path_factory)]
+    with stopped_together(servers):
         if TINY_DTYPE == "float32":
             tp1 = request.getfixturevalue("tiny_server")
         else:
-            tp1 = stack.enter_context(launch(tiny_args(tiny_model_dir, dtype="float32"), "tp1.log", tmp_path_factory))
-        yield tp2.wait_ready(), tp1.wait_ready()
+            servers.append(tp1 := launch(tiny_args(tiny_model_dir, dtype="float32"), "tp1.log", tmp_path_factory))
+        yield servers[0].wait_ready(), tp1.wait_ready()
 
 
 def greedy(server: LiveServer, prompt: str) -> str:

@@ -15,7 +15,7 @@ from model_prep.format import LIMA_EOT, chat_token_ids
 from model_prep.merge import base_with_adapter
 from model_prep.train import TrainConfig, train
 from tests.conftest import launch, tiny_args
-from tests.live_server import LiveServer
+from tests.live_server import LiveServer, stopped_together
 
 FACTS = {"The capital of France": "The capital of France is Paris.",
          "The capital of Italy": "The capital of Italy is Rome."}
@@ -51,9 +51,10 @@ def merged(lora_run: Path) -> Path:
 @pytest.fixture(scope="module")
 def servers(trained: Path, merged: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, LiveServer]]:
     """Both checkpoints served at once (their starts overlap)."""
-    with launch(tiny_args(trained), "full.log", tmp_path_factory) as full, \
-            launch(tiny_args(merged), "lora-merged.log", tmp_path_factory) as lora:
-        yield {"full": full.wait_ready(), "lora-merged": lora.wait_ready()}
+    servers = {"full": launch(tiny_args(trained), "full.log", tmp_path_factory)}
+    with stopped_together(servers.values()):
+        servers["lora-merged"] = launch(tiny_args(merged), "lora-merged.log", tmp_path_factory)
+        yield {name: server.wait_ready() for name, server in servers.items()}
 
 
 @pytest.fixture(params=["full", "lora-merged"])

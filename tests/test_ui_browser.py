@@ -20,6 +20,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 
+from model_prep.default_model import DEFAULT_MODEL_NAME
 from tests.conftest import API_KEYS
 from tests.live_server import LiveServer
 from tests.metrics_scrape import scrape, total
@@ -241,10 +242,12 @@ def test_stop_aborts_generation_on_the_server(default_page: LiveServer, browser:
     # as a user would, so that a model that rambles (a third of SmolLM2's answers pass 512 tokens) cannot stall it.
     settings = until(lambda: browser.find_element(By.CSS_SELECTOR, "#settings .label-wrap"))
     settings.click()
-    limit = until(lambda: browser.find_element(By.CSS_SELECTOR, "#max-tokens input"))
-    until(lambda: limit.get_attribute("value"))  # the model's defaults have arrived
+    # The page fills model and defaults in one update on load; once the model shows, the limit is the model's.
+    until(lambda: browser.find_element(By.CSS_SELECTOR, "#model input").get_attribute("value") == DEFAULT_MODEL_NAME)
+    limit = browser.find_element(By.CSS_SELECTOR, "#max-tokens input")
     limit.send_keys(Keys.CONTROL, "a")
     limit.send_keys("400", Keys.TAB)
+    assert limit.get_attribute("value") == "400"
     settings.click()
     question = "Give me three tips for brewing good pour-over coffee."
     send(browser, question)
