@@ -6,10 +6,11 @@ fixtures below; `make test-fast` runs the others (`-m "not live"`), and a server
 marked `live` is refused, so the fast tier cannot start an engine by accident.
 """
 
+import contextlib
+import ctypes
 import hashlib
 import os
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,10 +31,10 @@ TEST_DTYPE = os.environ.get("LIMA_TEST_DTYPE", "auto")
 if TEST_DTYPE not in ("auto", "bfloat16", "float32"):
     raise pytest.UsageError(f"LIMA_TEST_DTYPE={TEST_DTYPE!r}: use bfloat16, float32 or auto")
 
-# Every process the suite starts inherits this tag, so the end-of-run check finds exactly ours.
-RUN_TAG = ("LIMA_TEST_RUN", uuid.uuid4().hex)
-# What the check looks for: the server, its vLLM engine processes, Redis, and the other programs tests start.
+# What the end-of-run check looks for: the server, its vLLM engine processes, Redis, and the other programs tests
+# start. This process is their subreaper, so any of them left behind, orphaned or not, is a descendant of it.
 OUR_PROGRAMS = ("lima", "vllm", "VLLM::", "EngineCore", "redis-server", "chrom", "prometheus", "torchrun")
+PR_SET_CHILD_SUBREAPER = 36
 LIVE_FIXTURES = {"tiny_server", "default_server", "replicas"}
 
 
@@ -51,8 +52,10 @@ def pytest_configure(config: pytest.Config) -> None:
     home = config._tmp_path_factory.getbasetemp() / "home"  # type: ignore[attr-defined]
     home.mkdir(exist_ok=True)
     os.environ.update({"HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache"),
-                       "XDG_CONFIG_HOME": str(home / ".config"), "XDG_DATA_HOME": str(home / ".local" / "share"),
-                       RUN_TAG[0]: RUN_TAG[1]})
+                       "XDG_CONFIG_HOME": str(home / ".config"), "XDG_DATA_HOME": str(home / ".local" / "share")})
+    # Orphans of the processes tests start (an engine whose server was killed, say) are re-parented here instead
+    # of to init, so the end-of-run check finds every one of them.
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -69,26 +72,25 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 def leftover_processes() -> list[psutil.Process]:
-    """Processes of ours (by the run's tag) still alive, other than pytest itself."""
+    """Descendants of this process (all it started, orphans included) that are ours and still running."""
+    with contextlib.suppress(ChildProcessError):
+        while os.waitpid(-1, os.WNOHANG)[0]:  # reap the orphans that have exited (zombies)
+            pass
     found = []
-    for process in psutil.process_iter(["cmdline", "name"]):
-        if process.pid == os.getpid():
-            continue
+    for process in psutil.Process().children(recursive=True):
         try:
-            if process.environ().get(RUN_TAG[0]) != RUN_TAG[1]:
-                continue
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            described = " ".join([process.name(), *process.cmdline()])
+            if process.status() != psutil.STATUS_ZOMBIE and any(name in described for name in OUR_PROGRAMS):
+                found.append(process)
+        except (psutil.NoSuchProcess, psutil.ZombieProcess):
             continue
-        described = " ".join([process.info["name"] or "", *(process.info["cmdline"] or [])])
-        if any(program in described for program in OUR_PROGRAMS):
-            found.append(process)
     return found
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Fail the run if a server, engine or Redis it started outlives it (after a grace period); then stop them."""
-    _, alive = psutil.wait_procs(leftover_processes(), timeout=15)
-    alive = [process for process in alive if process.is_running() and process.status() != psutil.STATUS_ZOMBIE]
+    psutil.wait_procs(leftover_processes(), timeout=15)
+    alive = leftover_processes()
     if not alive:
         return
     listing = "\n".join(f"  pid {p.pid}: {' '.join(p.cmdline())[:160]}" for p in alive)

@@ -105,7 +105,13 @@ def test_cancelling_the_stream_aborts_the_answer_on_the_server(url: str) -> None
             await asyncio.sleep(0.2)
         return seen, items[1]
 
-    seen, answer = with_client(url, scenario)
+    # The tiny model's weights are random: now and then it samples its end-of-turn token within the few tokens
+    # generated before the cancel lands, and the answer is complete before there is anything to stop. That is
+    # the model, not the client: ask again (a cancel that never works still fails every attempt).
+    for _ in range(5):
+        seen, answer = with_client(url, scenario)
+        if (answer.status, answer.model_extra["finish_reason"]) != ("completed", "stop"):
+            break
     assert answer.status == "incomplete" and answer.content[0].text.startswith(seen[-1])
     assert answer.model_extra["finish_reason"] is None and answer.model_extra["tokens"] < 400
 
