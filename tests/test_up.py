@@ -24,7 +24,8 @@ def test_first_run_prints_phases_then_urls_and_logs_to_a_file(data_dir: Path, tm
     dtype = [] if TEST_DTYPE == "auto" else ["--dtype", TEST_DTYPE]
     command = [sys.executable, "-m", "lima.cli", "up", "--port", str(port), "--ui-port", str(ui_port),
                "--data-dir", str(data_dir), "--redis-dir", str(tmp_path / "redis"),
-               "--kv-cache-memory-bytes", str(256 * 1024**2), *dtype]
+               # room for one 8,192-token sequence of SmolLM2 in float32 (46 KB a token), the largest dtype
+               "--kv-cache-memory-bytes", str(512 * 1024**2), *dtype]
     up = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                           start_new_session=True)
     lines: list[str] = []
