@@ -174,19 +174,19 @@ def test_an_interrupted_run_continues_where_it_stopped(default_server: LiveServe
     url = f"{default_server.url}/v1"
     command = [sys.executable, "-m", "lima.cli", "prep", "eval", "run", "--out", str(out), "--test", str(test),
                "--candidate", f"lima={url}", "--baseline", f"base={url}", "--judge", f"judge={url}",
-               "--protocols", "pairwise", "absolute", "--max-tokens", "48", "--concurrency", "2"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+               "--protocols", "pairwise", "absolute", "--max-tokens", "48"]
+    process = subprocess.Popen([*command, "--concurrency", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     generations = out / "generations" / "lima.jsonl"
     deadline = time.monotonic() + 300
-    # Interrupted as soon as the first answer is written: two calls at a time, each ~2 s of generation however fast
-    # the CPU and dtype, so the run is part-way through, with the calls in flight finishing or dropped.
+    # Interrupted as soon as the first answer is written. One call at a time: the three left take three round trips
+    # to the engine at least, however short the answers and fast the CPU, so the run is part-way through.
     while time.monotonic() < deadline and not (generations.is_file() and generations.read_text().count("\n") >= 1):
-        time.sleep(0.02)
+        time.sleep(0.01)
     process.send_signal(signal.SIGINT)
     process.wait(timeout=60)
     stopped_with = generations.read_text().count("\n")
     assert 1 <= stopped_with < 4  # stopped part-way through
-    assert subprocess.run(command, capture_output=True, timeout=600).returncode == 0
+    assert subprocess.run([*command, "--concurrency", "2"], capture_output=True, timeout=600).returncode == 0
     for name, count in (("generations/lima.jsonl", 4), ("generations/base.jsonl", 4),
                         ("judgements/pairwise.jsonl", 8), ("judgements/absolute.jsonl", 8)):
         seen = Counter(keys(out / name))
