@@ -175,7 +175,10 @@ def test_an_interrupted_run_continues_where_it_stopped(default_server: LiveServe
     command = [sys.executable, "-m", "lima.cli", "prep", "eval", "run", "--out", str(out), "--test", str(test),
                "--candidate", f"lima={url}", "--baseline", f"base={url}", "--judge", f"judge={url}",
                "--protocols", "pairwise", "absolute", "--max-tokens", "48"]
-    process = subprocess.Popen([*command, "--concurrency", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Ctrl-C as a user sends it; SIGINT's default disposition restored first, because a shell that starts this
+    # suite in the background (CI, nohup) has it ignored, and Python then never raises KeyboardInterrupt.
+    process = subprocess.Popen([*command, "--concurrency", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     generations = out / "generations" / "lima.jsonl"
     deadline = time.monotonic() + 300
     # Interrupted as soon as the first answer is written. One call at a time: the three left take three round trips
