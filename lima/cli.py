@@ -380,20 +380,29 @@ def up(argv: Sequence[str]) -> int:
     def say(line: str) -> None:
         print(f"lima up: {line}", flush=True)
 
-    model = args.model or settings.model
-    if model is None:
-        cached = (default_model_dir(settings.data_dir) / "config.json").is_file()
-        if not cached:
-            say(f"converting the embedded {DEFAULT_MODEL_NAME} (first run only, ~30 s)...")
-        model = str(ensure_default_model(settings.data_dir))
-        say(f"model    {model}" + ("" if cached else f" (converted in {time.monotonic() - started:.0f} s)"))
     if args.verbose:
         output = None
     else:
         log_path = settings.data_dir / "logs" / f"up-{time.strftime('%Y%m%d-%H%M%S')}.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         output = log_path.open("ab")
-        say(f"logs     {log_path}")
+    model = args.model or settings.model
+    if model is None:
+        cached = (default_model_dir(settings.data_dir) / "config.json").is_file()
+        if not cached:
+            say(f"converting the embedded {DEFAULT_MODEL_NAME} (first run only, ~30 s)...")
+        # The converter's own progress bars and messages go to the log file too.
+        quiet = open(output.name, "a") if output else contextlib.nullcontext(None)  # noqa: SIM115
+        with quiet as log_text, contextlib.redirect_stderr(log_text or sys.stderr), \
+                contextlib.redirect_stdout(log_text or sys.stdout):
+            logging.disable(logging.INFO if output else logging.NOTSET)
+            try:
+                model = str(ensure_default_model(settings.data_dir))
+            finally:
+                logging.disable(logging.NOTSET)
+        say(f"model    {model}" + ("" if cached else f" (converted in {time.monotonic() - started:.0f} s)"))
+    if output:
+        say(f"logs     {output.name}")
 
     def stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
