@@ -63,6 +63,14 @@ def test_default_server_serves_in_the_dtype_chosen_for_this_cpu(default_server: 
     assert ("serving in float32" in log) == (TEST_DTYPE == "auto" and served_dtype == "float32")
 
 
+def test_imports_keep_the_sampling_the_gguf_records() -> None:
+    from model_prep.decoding import gguf_decoding
+
+    recorded = {"general.sampling.temp": 0.6, "general.sampling.top_k": 20, "general.name": "x"}
+    assert gguf_decoding(recorded) == {"do_sample": True, "temperature": 0.6, "top_k": 20}
+    assert gguf_decoding({"general.name": "x"}) == {}  # nothing recorded: the server's neutral defaults
+
+
 def test_a_copy_converted_with_lima_decoding_gets_the_authors_on_next_start(tmp_path: Path) -> None:
     """Users' caches converted by an earlier version carry LIMA's decoding; the next start corrects them."""
     from model_prep.decoding import LIMA_DECODING
