@@ -94,7 +94,7 @@ def build_ui(server_url: str, api_key: str | None = None) -> gr.Blocks:
 
     async def regenerate(conversation_id: str | None, history: History, key: str,
                          *setting_values: Any) -> AsyncIterator[History]:
-        if conversation_id is None:
+        if not conversation_id:
             yield history
             return
         async with client(key) as chat:
@@ -112,7 +112,7 @@ def build_ui(server_url: str, api_key: str | None = None) -> gr.Blocks:
 
     async def edit_last(conversation_id: str | None, history: History, key: str) -> tuple[History, str]:
         """Take the last user message (and its answer) back into the input box, to be changed and resent."""
-        if conversation_id is None:
+        if not conversation_id:
             return history, ""
         try:
             async with client(key) as chat:
@@ -121,9 +121,9 @@ def build_ui(server_url: str, api_key: str | None = None) -> gr.Blocks:
         except UIError as exc:
             return warning(history, exc), ""
 
-    async def open_conversation(conversation_id: str | None, key: str) -> tuple[History, str | None, str]:
+    async def open_conversation(conversation_id: str | None, key: str) -> tuple[History, str, str]:
         if not conversation_id:
-            return [], None, ""
+            return [], "", ""
         try:
             async with client(key) as chat:
                 titles = {c.id: c.title for c in await chat.conversations()}
@@ -140,17 +140,19 @@ def build_ui(server_url: str, api_key: str | None = None) -> gr.Blocks:
                 gr.Warning(str(exc))
         return await refresh_list(key, conversation_id)
 
-    async def delete(conversation_id: str | None, key: str) -> tuple[History, None, str, Any]:
+    async def delete(conversation_id: str | None, key: str) -> tuple[History, str, str, Any]:
         if conversation_id:
             try:
                 async with client(key) as chat:
                     await chat.delete(conversation_id)
             except UIError as exc:
                 gr.Warning(str(exc))
-        return [], None, "", await refresh_list(key, None)
+        return [], "", "", await refresh_list(key, None)
 
     with gr.Blocks(title="LIMA chat") as demo:
-        conversation = gr.State(None)
+        # The open conversation's id lives in the page, not in server-side state: "New chat" clears it in the
+        # browser at once, so a message sent right after it cannot reach the previous conversation.
+        conversation = gr.Textbox(visible="hidden", elem_id="conversation-id")
         with gr.Sidebar(label="Conversations", open=True):
             new_chat = gr.Button("New chat", elem_id="new-chat", variant="primary")
             conversations = gr.Radio(label="Conversations", choices=[], elem_id="conversations")
@@ -196,8 +198,7 @@ def build_ui(server_url: str, api_key: str | None = None) -> gr.Blocks:
         stop_button.click(None, cancels=answering).then(refresh_list, [key, conversation], [conversations])
         edit_button.click(edit_last, [conversation, chatbot, key], [chatbot, message])
         conversations.input(open_conversation, [conversations, key], [chatbot, conversation, title])
-        new_chat.click(lambda: ([], None, "", gr.update(value=None)), None, [chatbot, conversation, title,
-                                                                             conversations])
+        new_chat.click(None, None, [chatbot, conversation, title, conversations], js="() => [[], '', '', null]")
         rename_button.click(rename, [conversation, title, key], [conversations])
         delete_button.click(delete, [conversation, key], [chatbot, conversation, title, conversations])
     demo.queue(default_concurrency_limit=64)
