@@ -182,15 +182,26 @@ def add_data_commands(parser: argparse.ArgumentParser) -> None:
                        help="add the Stack Exchange dialogue candidates to train")
     build.add_argument("--count", action="append", default=[], metavar="NAME=N",
                        help=f"override a count; names: {', '.join(Counts.model_fields)}")
+    build.add_argument("--strict", action="store_true",
+                       help="exit 1 when a set is short of its count or an input could not be read")
+    audit = data.add_parser("audit", help="print a build's kept rows with rule hits and borderline words marked")
+    audit.add_argument("out", type=Path, help="a build's output directory")
+    audit.add_argument("--split", choices=["train", "dev", "test"], action="append", help="default: all three")
+    audit.add_argument("--only-marked", action="store_true", help="leave out the rows with nothing marked")
 
 
 def run_data(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from model_prep.curation.build import BuildConfig, Counts, ablation, build
+    from model_prep.curation.build import BuildConfig, Counts, ablation, build, problems
 
-    given = {key: value for key, value in vars(args).items() if key in BuildConfig.model_fields}
     try:
+        if args.data_command == "audit":
+            from model_prep.curation.audit import SPLITS, audit
+
+            audit(args.out, tuple(args.split or SPLITS), args.only_marked)
+            return 0
+        given = {key: value for key, value in vars(args).items() if key in BuildConfig.model_fields}
         counts = dict(item.split("=", 1) for item in getattr(args, "count", []))
         config = BuildConfig(**given, counts=Counts(**counts))
         if args.data_command == "ablation":
@@ -201,6 +212,12 @@ def run_data(args: argparse.Namespace) -> int:
     except (ValidationError, ValueError, OSError) as exc:
         return refuse(f"data {args.data_command}", exc)
     print(f"lima prep data build: {report['splits']} -> {config.out} (report.md, lengths.png, sites.png)")
+    found = problems(report)
+    for problem in found:
+        print(f"WARNING: {problem}", file=sys.stderr)
+    if found and args.strict:
+        print(f"lima prep data build: --strict: {len(found)} problem(s) above", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -14,7 +14,7 @@ from model_prep.curation import authored, reddit, sni, stackexchange, wikihow
 from model_prep.curation.build import BuildConfig, Counts, ablation, build
 from model_prep.curation.dedup import Deduplicator
 from model_prep.curation.records import Candidate, Tally
-from model_prep.curation.text import has_first_person, html_to_markdown, refers_to_others
+from model_prep.curation.text import html_to_markdown
 from tests import curation_fixtures as fixtures
 
 SMALL = Counts(stem=1, other=5, wikihow=3, writing_prompts=5, sni=5, authored_train=10, dev=2, authored_test=5,
@@ -39,17 +39,6 @@ def test_html_becomes_markdown_with_code_and_lists_and_without_links_or_images()
     assert "http" not in text and "<" not in text and "diagram" not in text and "![" not in text
 
 
-def test_first_person_and_references_are_found_in_prose_but_not_in_code() -> None:
-    assert has_first_person("I would start with the definition.")
-    assert has_first_person("In my experience this works.")
-    assert not has_first_person("Start with the definition.\n```\nfor I in range(3): my_list = [I]\n```")
-    assert not has_first_person("Imagine mixing iron into a mineral bath.")  # words that only start like them
-    assert refers_to_others("As mentioned above, use a loop.")
-    assert refers_to_others("The accepted answer covers it.")
-    assert refers_to_others("Search Stack Overflow for more.")
-    assert not refers_to_others("Use a loop; `other answers` is just a variable here.")
-
-
 def test_each_stack_exchange_filter_removes_what_it_should(sources: dict[str, Path]) -> None:
     tally = Tally()
     site = stackexchange.read_site(sources["stackexchange"] / "math.stackexchange.com", tally, seed=0)
@@ -58,8 +47,8 @@ def test_each_stack_exchange_filter_removes_what_it_should(sources: dict[str, Pa
     assert sorted(kept) == [1, 18]
     assert tally.removed["stackexchange"] == {
         "question closed": 1, "title too short to stand alone": 1, "question depends on an image": 1,
-        "no answer with score >= 10": 1, "length 1200-4096 chars": 1, "no first person": 1,
-        "no reference to other answers or the site": 1,
+        "no answer with score >= 10": 1, "length 1200-4096 chars": 1, "first person": 1,
+        "refers to other answers or questions": 1,
     }
     assert kept[1].provenance["answer_id"] == 2  # accepted (score 40) beats a higher-voted answer
     assert kept[18].provenance["answer_id"] == 20  # accepted has 3 votes: the top answer (25) is taken
@@ -224,7 +213,7 @@ def test_build_writes_the_splits_with_provenance_and_a_report(sources: dict[str,
     text = (tmp_path / "a" / "report.md").read_text()
     # 11 questions read: 9 on math, 1 on cooking (its other row has a bad score), 1 on physics before the break
     assert report["sources"]["stackexchange"]["read"] == 11
-    assert "| stackexchange | 11 | no first person | 1 |" in text and "broken XML" in text
+    assert "| stackexchange | 11 | first person | 1 | 0 |" in text and "broken XML" in text
     for image in ("lengths.png", "sites.png"):
         assert (tmp_path / "a" / image).read_bytes().startswith(b"\x89PNG")
     candidates = read_rows(tmp_path / "a" / "candidates" / "writing_prompts.jsonl")

@@ -98,11 +98,40 @@ def write_candidates(out: Path, name: str, ranked: list[Candidate]) -> None:
 
 def read_sites(root: Path, tally: Tally, config: BuildConfig, filtered: bool = True,
                keep_top: int | None = None) -> list[stackexchange.Site]:
-    directories = [d for d in stackexchange.site_directories(root)
-                   if stackexchange.site_name(d) not in stackexchange.SITES_EXCLUDED
-                   and not stackexchange.site_name(d).endswith(".meta")]
-    return [stackexchange.read_site(directory, tally, config.seed, keep_top or config.per_site_top, filtered)
-            for directory in tqdm(directories, desc="stack exchange sites", unit="site")]
+    directories, skipped = stackexchange.survey(root)
+    for path, reason in skipped:
+        tally.input(stackexchange.SOURCE, path, "skipped", reason)
+    sites = []
+    for directory in tqdm(directories, desc="stack exchange sites", unit="site"):
+        site = stackexchange.read_site(directory, tally, config.seed, keep_top or config.per_site_top, filtered)
+        tally.input(stackexchange.SOURCE, directory / "Posts.xml", "read",
+                    f"{site.questions} questions, {len(site.candidates)} answers pass the filters", site.questions)
+        sites.append(site)
+    if not sites:
+        tally.input(stackexchange.SOURCE, root, "unreadable", "no site directory with a Posts.xml")
+    return sites
+
+
+def asked(name: str, candidates: list[Candidate]) -> list[Candidate]:
+    """The candidates, marked as filling the build's count `name` (for the shortfall report)."""
+    for candidate in candidates:
+        candidate.asked_as = name
+    return candidates
+
+
+def problems(report: dict[str, Any]) -> list[str]:
+    """What a person should know before training on the build: sets short of their count, unreadable inputs,
+    malformed records. `--strict` fails on any of them."""
+    found = [f"{name}: {report['written'][name]} of {count} written (report.md says what each rule removed)"
+             for name, count in report["asked_for"].items() if report["written"][name] < count]
+    found += [f"{i['path']}: {i['detail']}" for i in report["inputs"] if i["status"] == "unreadable"]
+    found += [f"{i['path']}: read, but no records in it" for i in report["inputs"]
+              if i["status"] == "read" and i["rows"] == 0]
+    found += [f"{source}: {entry['malformed']} malformed records skipped (first: "
+              f"{next((m for m in report['sources']['malformed_examples']), '?')})"
+              for source, entry in report["sources"].items()
+              if source != "malformed_examples" and entry["malformed"]]
+    return found
 
 
 def build(config: BuildConfig) -> dict[str, Any]:
@@ -120,7 +149,7 @@ def build(config: BuildConfig) -> dict[str, Any]:
             rows = stackexchange.temperature_sample(members, count, config.temperature, config.seed)
             for row in rows:
                 row.provenance["group"] = group
-            chosen["train"] += rows
+            chosen["train"] += asked(f"stackexchange {group}", rows)
             wanted[f"stackexchange {group}"] = count
         if config.multi_turn:
             used = {(c.provenance["site"], c.provenance["question_id"]) for c in chosen["train"]}
@@ -130,11 +159,12 @@ def build(config: BuildConfig) -> dict[str, Any]:
                 found += dialogues.chains(site.directory, spare, tally)
             found.sort(key=lambda c: (-c.score, c.provenance["answer_id"]))
             write_candidates(config.out, "dialogues", found)
-            chosen["train"] += pick(found, counts.dialogues, read_keep_list(config.keep_dialogues), "answer_id")
+            chosen["train"] += asked("stackexchange dialogues",
+                                     pick(found, counts.dialogues, read_keep_list(config.keep_dialogues), "answer_id"))
             wanted["stackexchange dialogues"] = counts.dialogues
 
     if config.wikihow:
-        chosen["train"] += wikihow.sample(config.wikihow, counts.wikihow, config.seed, tally)
+        chosen["train"] += asked("wikihow", wikihow.sample(config.wikihow, counts.wikihow, config.seed, tally))
         wanted["wikihow"] = counts.wikihow
 
     if config.reddit:
@@ -142,23 +172,24 @@ def build(config: BuildConfig) -> dict[str, Any]:
         stories, questions = reddit.read_dump(files, tally, config.reddit_thresholds)
         write_candidates(config.out, "writing_prompts", stories)
         write_candidates(config.out, "ask_reddit", questions)
-        chosen["train"] += pick(stories, counts.writing_prompts, read_keep_list(config.keep_writing_prompts),
-                                "submission_id")
-        chosen["test"] += pick(questions, counts.ask_reddit, read_keep_list(config.keep_ask_reddit), "submission_id")
+        chosen["train"] += asked("reddit writing prompts", pick(
+            stories, counts.writing_prompts, read_keep_list(config.keep_writing_prompts), "submission_id"))
+        chosen["test"] += asked("reddit ask reddit", pick(
+            questions, counts.ask_reddit, read_keep_list(config.keep_ask_reddit), "submission_id"))
         wanted |= {"reddit writing prompts": counts.writing_prompts, "reddit ask reddit": counts.ask_reddit}
 
     if config.sni:
-        chosen["train"] += sni.sample(config.sni, counts.sni, config.seed, tally)
+        chosen["train"] += asked("sni", sni.sample(config.sni, counts.sni, config.seed, tally))
         wanted["sni"] = counts.sni
 
     if config.authored:
         rows = [row for path in config.authored for row in authored.read(path, tally)]
         unassigned = [c for c, split in rows if split is None]
         random.Random(f"{config.seed}:authored").shuffle(unassigned)
-        chosen["dev"] += [c for c, split in rows if split == "dev"] + unassigned[:counts.dev]
-        chosen["train"] += ([c for c, split in rows if split == "train"] + unassigned[counts.dev:])[
-            :counts.authored_train]
-        chosen["test"] += [c for c, split in rows if split == "test"][:counts.authored_test]
+        chosen["dev"] += asked("dev", [c for c, split in rows if split == "dev"] + unassigned[:counts.dev])
+        chosen["train"] += asked("authored train", ([c for c, split in rows if split == "train"]
+                                                     + unassigned[counts.dev:])[:counts.authored_train])
+        chosen["test"] += asked("authored test", [c for c, split in rows if split == "test"][:counts.authored_test])
         wanted |= {"authored train": counts.authored_train, "dev": counts.dev, "authored test": counts.authored_test}
 
     if not config.multi_turn:

@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 
 log = logging.getLogger(__name__)
 MAX_MALFORMED_LISTED = 200
+EXAMPLES_PER_RULE = 5
 
 
 class Candidate(BaseModel):
@@ -22,25 +23,46 @@ class Candidate(BaseModel):
     source: str
     provenance: dict[str, Any] = Field(default_factory=dict)  # site, post ids, licence, filters passed
     score: float = 0.0  # the source's own ranking (votes), higher first
+    asked_as: str = ""  # which of the build's counts it fills (not written: the report counts shortfalls by it)
 
     def row(self) -> dict[str, Any]:
         return {"conversations": self.conversations, "source": self.source, "provenance": self.provenance}
 
 
 class Tally:
-    """Per source: how many records were read, how many each rule removed, how many were kept; malformed input
-    with its file and line."""
+    """Per source: how many records were read, how many each rule removed or rewrote (with a few examples, the
+    matched words marked), how many were kept; malformed input with its file and line."""
 
     def __init__(self, quiet: bool = False) -> None:
         self.quiet = quiet  # a second pass over the same files: their problems were reported by the first
         self.seen: Counter[str] = Counter()
         self.kept: Counter[str] = Counter()
         self.removed: dict[str, Counter[str]] = defaultdict(Counter)
+        self.rewritten: dict[str, Counter[str]] = defaultdict(Counter)
+        self.examples: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
         self.malformed: list[str] = []
         self.malformed_count: Counter[str] = Counter()
+        self.inputs: list[dict[str, Any]] = []  # every file or directory met: read (rows), skipped or unreadable
 
-    def remove(self, source: str, rule: str) -> None:
+    def input(self, source: str, path: object, status: str, detail: str = "", rows: int | None = None) -> None:
+        """Account for one input: `read` (with the rows it gave), `skipped` (on purpose) or `unreadable`."""
+        if self.quiet:
+            return
+        self.inputs.append({"source": source, "path": str(path), "status": status, "detail": detail, "rows": rows})
+        if status == "unreadable":
+            log.warning("%s: %s (skipped)", path, detail)
+
+    def remove(self, source: str, rule: str, example: str = "") -> None:
         self.removed[source][rule] += 1
+        self._example(source, f"removed: {rule}", example)
+
+    def rewrite(self, source: str, rule: str, example: str) -> None:
+        self.rewritten[source][rule] += 1
+        self._example(source, f"rewritten: {rule}", example)
+
+    def _example(self, source: str, key: str, example: str) -> None:
+        if example and len(shown := self.examples[source][key]) < EXAMPLES_PER_RULE:
+            shown.append(example)
 
     def bad_input(self, source: str, path: object, line: int | None, problem: str) -> None:
         where = f"{path}:{line}" if line is not None else str(path)
@@ -54,6 +76,8 @@ class Tally:
         sources = sorted(set(self.seen) | set(self.kept) | set(self.removed) | set(self.malformed_count))
         return {
             source: {"read": self.seen[source], "removed": dict(sorted(self.removed[source].items())),
+                     "rewritten": dict(sorted(self.rewritten[source].items())),
+                     "examples": {key: list(shown) for key, shown in sorted(self.examples[source].items())},
                      "kept": self.kept[source], "malformed": self.malformed_count[source]}
             for source in sources
         } | {"malformed_examples": self.malformed}

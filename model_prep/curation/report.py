@@ -66,8 +66,10 @@ def write_report(out: Path, tally: Tally, splits: dict[str, list[Candidate]], wa
                  sites: list[Site], temperature: float) -> dict[str, Any]:
     split_counts = {split: dict(sorted(Counter(c.source for c in rows).items())) for split, rows in splits.items()}
     distribution = site_distribution(sites, splits["train"], temperature)
+    written = Counter(c.asked_as for rows in splits.values() for c in rows)
     report = {"splits": {split: len(rows) for split, rows in splits.items()}, "by_source": split_counts,
-              "asked_for": wanted, "sources": tally.summary(), "stackexchange_sites": distribution}
+              "asked_for": wanted, "written": {name: written[name] for name in wanted}, "sources": tally.summary(),
+              "inputs": tally.inputs, "stackexchange_sites": distribution}
     (out / "report.json").write_text(json.dumps(report, indent=1, sort_keys=True, ensure_ascii=False))
     plot_lengths(out / "lengths.png", splits)
     if distribution:
@@ -81,16 +83,29 @@ def markdown(report: dict[str, Any]) -> str:
     for split, total in report["splits"].items():
         parts = ", ".join(f"{source} {count}" for source, count in report["by_source"][split].items())
         lines.append(f"| {split} | {total} | {parts} |")
-    lines += ["", "Asked for (the paper's counts) vs written:", ""]
-    lines += [f"- {name}: {count}" for name, count in report["asked_for"].items()]
-    lines += ["", "## What each rule removed", "", "| source | read | rule | removed |", "|---|---:|---|---:|"]
+    lines += ["", "## Asked for (the paper's counts) and written", "", "| set | asked | written |", "|---|---:|---:|"]
+    lines += [f"| {name} | {count} | {report['written'][name]}{' (short)' if report['written'][name] < count else ''} |"
+              for name, count in report["asked_for"].items()]
+    lines += ["", "## Inputs", "", "| source | input | status | rows | detail |", "|---|---|---|---:|---|"]
+    lines += [f"| {i['source']} | {escaped(i['path'])} | {i['status']} | {'' if i['rows'] is None else i['rows']} "
+              f"| {escaped(i['detail'])} |" for i in report["inputs"]] or ["| (none) | | | | |"]
+    lines += ["", "## What each rule removed or rewrote", "",
+              "| source | read | rule | removed | rewritten |", "|---|---:|---|---:|---:|"]
     for source, entry in report["sources"].items():
         if source == "malformed_examples":
             continue
-        for rule, removed in entry["removed"].items() or {"(none)": 0}.items():
-            lines.append(f"| {source} | {entry['read']} | {rule} | {removed} |")
-        lines.append(f"| {source} | | malformed input skipped | {entry['malformed']} |")
-        lines.append(f"| {source} | | **kept in the splits** | **{entry['kept']}** |")
+        rules = sorted(set(entry["removed"]) | set(entry["rewritten"])) or ["(none)"]
+        for rule in rules:
+            lines.append(f"| {source} | {entry['read']} | {rule} | {entry['removed'].get(rule, 0)} "
+                         f"| {entry['rewritten'].get(rule, 0)} |")
+        lines.append(f"| {source} | | malformed input skipped | {entry['malformed']} | |")
+        lines.append(f"| {source} | | **kept in the splits** | **{entry['kept']}** | |")
+    examples = [(source, key, shown) for source, entry in report["sources"].items() if source != "malformed_examples"
+                for key, shown in entry["examples"].items()]
+    if examples:
+        lines += ["", "## Examples (up to five per rule; the words that matched between »«)", ""]
+        for source, key, shown in examples:
+            lines += [f"**{source}, {key}**", ""] + [f"- {escaped(text)}" for text in shown] + [""]
     if report["sources"]["malformed_examples"]:
         lines += ["", "## Malformed input (skipped)", ""] + [f"- {m}" for m in report["sources"]["malformed_examples"]]
     if report["stackexchange_sites"]:
@@ -100,3 +115,8 @@ def markdown(report: dict[str, Any]) -> str:
                   f"| {r['drawn']} |" for r in report["stackexchange_sites"]]
     lines += ["", "![response lengths](lengths.png)", "", "![sites](sites.png)", ""]
     return "\n".join(lines)
+
+
+def escaped(text: str) -> str:
+    """A snippet of an answer shown verbatim in Markdown: no headings, emphasis or tables of its own."""
+    return "".join(f"\\{c}" if c in "\\`*_[]#|<>" else c for c in text)

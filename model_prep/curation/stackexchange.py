@@ -3,8 +3,9 @@
 Posts are read with expat in 1 MiB chunks, so memory does not grow with the file: per site only the
 `keep_top` highest-scoring questions seen so far are held, each with its best answer so far (answers follow
 their question in the dump, which is ordered by post id). After the pass, the chosen answer goes through the
-paper's filters (score >= 10, 1,200-4,096 characters of Markdown, no first person, no reference to other
-answers or to the site); the prompt is the title or the question's body, at random.
+paper's filters: score >= 10, the style rules (style.py: no first person, nothing that leans on the site,
+other users or a removed link; small cuts counted as rewrites), then 1,200-4,096 characters of Markdown. The
+prompt is the title or the question's body, at random.
 """
 
 import heapq
@@ -16,13 +17,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from model_prep.curation.records import Candidate, Tally, progress_reader
-from model_prep.curation.text import answer_rules, first_failed, html_to_markdown
+from model_prep.curation import style
+from model_prep.curation.text import convert, html_to_markdown
 
 SOURCE = "stackexchange"
 LICENCE = "CC BY-SA 4.0 (Stack Exchange data dump)"
 CHUNK = 1 << 20
 SITES_FILE = Path(__file__).with_name("stackexchange_sites.toml")
 MIN_ANSWER_SCORE = 10
+MIN_CHARS, MAX_CHARS = 1200, 4096
+LENGTH_RULE = f"length {MIN_CHARS}-{MAX_CHARS} chars"
 
 
 def iter_rows(path: Path, tally: Tally, source: str = SOURCE) -> Iterator[tuple[int, dict[str, str]]]:
@@ -135,16 +139,17 @@ def read_site(directory: Path, tally: Tally, seed: int, keep_top: int = 500, fil
                 question.answer["OwnerUserId"] = row.get("OwnerUserId", "")
         except (KeyError, ValueError) as error:
             tally.bad_input(SOURCE, directory / "Posts.xml", line, f"post {row.get('Id', '?')}: bad field {error}")
-    rules = answer_rules() if filtered else []
     candidates = []
     for question in sorted(heap, reverse=True):
         if question.answer is None:
             tally.remove(SOURCE, f"no answer with score >= {MIN_ANSWER_SCORE}")
             continue
-        answer = html_to_markdown(question.answer["Body"])
-        failed = first_failed(rules, answer)
-        if failed:
-            tally.remove(SOURCE, failed)
+        answer = styled(question.answer["Body"], tally, SOURCE) if filtered else html_to_markdown(
+            question.answer["Body"])
+        if answer is None:
+            continue
+        if filtered and not MIN_CHARS <= len(answer) <= MAX_CHARS:
+            tally.remove(SOURCE, LENGTH_RULE)
             continue
         rng = random.Random(f"{seed}:{name}:{question.post_id}")
         description = html_to_markdown(question.body)
@@ -155,9 +160,20 @@ def read_site(directory: Path, tally: Tally, seed: int, keep_top: int = 500, fil
             provenance={"site": name, "question_id": question.post_id, "answer_id": int(question.answer["Id"]),
                         "answer_score": int(question.answer["Score"]), "prompt": "title" if use_title else "body",
                         "asker": question.owner, "answerer": question.answer["OwnerUserId"],
-                        "licence": LICENCE, "filters": [name for name, _ in rules]},
+                        "licence": LICENCE, "filters": list(style.RULES) + [LENGTH_RULE] if filtered else []},
         ))
     return Site(name, directory, name in STEM_SITES, questions, candidates)
+
+
+def styled(html: str, tally: Tally, source: str) -> str | None:
+    """The answer as Markdown after the style rules, or None when one drops it (counted, with an example)."""
+    review = style.review(convert(html))
+    for rewrite in review.rewrites:
+        tally.rewrite(source, rewrite.rule, rewrite.context)
+    if review.failed is not None:
+        tally.remove(source, review.failed.rule, review.failed.context)
+        return None
+    return review.text
 
 
 def temperature_sample(sites: list[Site], count: int, temperature: float, seed: int) -> list[Candidate]:
@@ -176,6 +192,27 @@ def temperature_sample(sites: list[Site], count: int, temperature: float, seed: 
     return chosen
 
 
-def site_directories(root: Path) -> list[Path]:
-    """The sites under a dump root (each a directory with Posts.xml), in a fixed order."""
-    return sorted(path.parent for path in root.glob("*/Posts.xml"))
+def survey(root: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """The site directories to read under a dump root (or the root itself when it is one site), and every other
+    entry with why it is skipped, in a fixed order."""
+    if (root / "Posts.xml").is_file():
+        return [root], []
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: not a directory (a Stack Exchange dump root, one directory per site)")
+    sites, skipped = [], []
+    for entry in sorted(root.iterdir()):
+        name = site_name(entry)
+        if entry.suffix == ".7z":
+            skipped.append((entry, "a 7z archive: extract it first (7z x FILE -oDIR), then point here at the DIR"))
+        elif not entry.is_dir():
+            skipped.append((entry, "not a site directory"))
+        elif "meta" in name.split("."):
+            skipped.append((entry, "a meta site (about the site itself, not its subject)"))
+        elif name in SITES_EXCLUDED:
+            skipped.append((entry, f"excluded ({SITES_FILE.name}: exclude)"))
+        elif not (entry / "Posts.xml").is_file():
+            found = ", ".join(sorted(p.name for p in entry.iterdir())[:6]) or "nothing"
+            skipped.append((entry, f"no Posts.xml (found: {found})"))
+        else:
+            sites.append(entry)
+    return sites, skipped

@@ -1,19 +1,30 @@
-"""Text clean-up and the paper's answer filters, shared by every source.
+"""HTML and plain-text clean-up shared by every source.
 
 HTML becomes Markdown (markdownify): code blocks and lists survive; links keep only their text; images and
-other markup go. Each filter is a named predicate so the build can count what every rule removed.
+other markup go. A link whose text only points at it ("here", "this link", "[2]") is remembered: once the link
+is gone such a sentence leans on nothing, which the style rules (style.py) count.
 """
 
 import re
-from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from markdownify import MarkdownConverter
 
+# Link texts that mean nothing without the link: "see here", "this link", "source", footnote numbers.
+POINTING_LINK_TEXT = re.compile(
+    r"(?:here|there|this|that|link|this link|the link|source|sources|this one|this site|website|this website|"
+    r"this article|this page|this video|this post|this answer|this question|\[?\d{1,2}\]?|click here|see here)",
+    re.I,
+)
+_START, _END = "\x01", "\x02"  # brackets around a pointing link's text while converting; never in output
+
 
 class _Converter(MarkdownConverter):
-    """Links become their text, images disappear; the rest is markdownify's Markdown (fenced code, lists)."""
+    """Links become their text (pointing ones bracketed), images disappear; the rest is markdownify's Markdown."""
 
     def convert_a(self, el, text, parent_tags):
+        if POINTING_LINK_TEXT.fullmatch(text.strip()):
+            return f"{_START}{text}{_END}"
         return text
 
     def convert_img(self, el, text, parent_tags):
@@ -24,59 +35,39 @@ _converter = _Converter(heading_style="ATX", code_language="", bullets="-", esca
                         escape_asterisks=False, escape_underscores=False)
 _BARE_URL = re.compile(r"https?://\S+")
 _BLANK_LINES = re.compile(r"\n{3,}")
+_POINTING = re.compile(f"{_START}(.*?){_END}", re.S)
+
+
+@dataclass
+class Converted:
+    """An answer's Markdown, with where its pointing links' texts are and how many images it lost."""
+
+    text: str
+    pointing_links: list[tuple[int, int]] = field(default_factory=list)
+    images: int = 0
+
+
+def convert(html: str) -> Converted:
+    raw = _BLANK_LINES.sub("\n\n", _BARE_URL.sub("", _converter.convert(html))).strip()
+    parts, spans, position = [], [], 0
+    for match in _POINTING.finditer(raw):
+        parts.append(raw[position:match.start()])
+        start = sum(map(len, parts))
+        parts.append(match.group(1))
+        spans.append((start, start + len(match.group(1))))
+        position = match.end()
+    parts.append(raw[position:])
+    text = "".join(parts).replace(_START, "").replace(_END, "")
+    return Converted(text, spans, html.count("<img"))
 
 
 def html_to_markdown(html: str) -> str:
-    text = _converter.convert(html)
-    return _BLANK_LINES.sub("\n\n", _BARE_URL.sub("", text)).strip()
+    return convert(html).text
 
 
 def plain_links_removed(text: str) -> str:
-    """For plain-text sources (wikiHow, Reddit): Markdown links keep their text, images and bare URLs go."""
+    """For plain-text sources (wikiHow, Reddit, comments): Markdown links keep their text, images and bare URLs
+    go."""
     text = re.sub(r"!\[[^\]]*\]\([^)]*\)", "", text)
     text = re.sub(r"\[([^\]]+)\]\([^)]*\)", r"\1", text)
     return _BLANK_LINES.sub("\n\n", _BARE_URL.sub("", text)).strip()
-
-
-# Outside code blocks only: code often says `my_var` or `I` as a loop index.
-_CODE = re.compile(r"```.*?```|`[^`\n]*`", re.S)
-_FIRST_PERSON = re.compile(r"\b(I|I'm|I've|I'd|I'll|me|my|mine|myself)\b")
-_OTHER_ANSWERS = re.compile(
-    r"\b(as mentioned|as others (have )?(said|mentioned|pointed out)|other answers?|previous answers?|"
-    r"above answers?|answer above|answer below|the accepted answer|stack ?exchange|stack ?overflow|"
-    r"this (site|question)|edit:|upvote|downvote)\b",
-    re.I,
-)
-
-
-def prose(text: str) -> str:
-    return _CODE.sub(" ", text)
-
-
-def has_first_person(text: str) -> bool:
-    return bool(_FIRST_PERSON.search(prose(text)))
-
-
-def refers_to_others(text: str) -> bool:
-    return bool(_OTHER_ANSWERS.search(prose(text)))
-
-
-def length_between(low: int, high: int) -> Callable[[str], bool]:
-    return lambda text: low <= len(text) <= high
-
-
-Rule = tuple[str, Callable[[str], bool]]  # (name, keep-predicate)
-
-
-def answer_rules(min_chars: int = 1200, max_chars: int = 4096) -> list[Rule]:
-    """The paper's Stack Exchange answer filters, in the order they are counted."""
-    return [
-        (f"length {min_chars}-{max_chars} chars", length_between(min_chars, max_chars)),
-        ("no first person", lambda text: not has_first_person(text)),
-        ("no reference to other answers or the site", lambda text: not refers_to_others(text)),
-    ]
-
-
-def first_failed(rules: list[Rule], text: str) -> str | None:
-    """The name of the first rule `text` fails, or None when it passes them all."""
-    return next((name for name, keep in rules if not keep(text)), None)
