@@ -29,7 +29,7 @@ def read_labels(path: Path) -> dict[str, tuple[str, set[str]]]:
 
 
 def percent(part: int, whole: int) -> str:
-    return f"{part}/{whole} ({100 * part / whole:.0f} %)" if whole else "–"
+    return f"{part}/{whole} ({100 * part / whole:.0f} %)" if whole else "-"
 
 
 def score(labels: dict[str, tuple[str, set[str]]], bodies: dict[str, str]) -> list[str]:
@@ -65,7 +65,8 @@ def main() -> None:
     parser.add_argument("--posts", type=Path, required=True, help="the dump's Posts.xml")
     parser.add_argument("--labels", type=Path, nargs="*", default=sorted(LABELS.glob("*.tsv")))
     args = parser.parse_args()
-    bodies = {row["Id"]: row.get("Body", "") for _, row in iter_rows(args.posts, Tally()) if row.get("PostTypeId") == "2"}
+    bodies = {row["Id"]: row.get("Body", "") for _, row in iter_rows(args.posts, Tally())
+              if row.get("PostTypeId") == "2"}
     for path in args.labels:
         labels = read_labels(path)
         missing = sorted(set(labels) - set(bodies))

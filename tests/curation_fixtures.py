@@ -85,6 +85,12 @@ def write_stackexchange(root: Path) -> Path:
     good = xml_rows([question(1, "Why is the sky blue during the day?", 30),
                      answer(2, 1, 20, answer_html("scattering"))]).removesuffix("</posts>\n")
     (physics / "Posts.xml").write_text(good + '  <row Id="3" PostTypeId="1" Title="broken\n')
+    meta = root / "math.meta.stackexchange.com"  # about the site: skipped, and said so
+    meta.mkdir()
+    (meta / "Posts.xml").write_text(xml_rows([question(1, "Should we allow homework questions here?", 50)]))
+    (root / "chemistry.stackexchange.com.7z").write_bytes(b"7z\xbc\xaf\x27\x1c")  # not extracted yet
+    (root / "biology.stackexchange.com").mkdir()
+    (root / "biology.stackexchange.com" / "Users.xml").write_text(xml_rows([]))  # a site without its posts
     excluded = root / "es.stackoverflow.com"
     excluded.mkdir()
     (excluded / "Posts.xml").write_text(xml_rows([question(1, "¿Cómo se ordena una lista en Python?", 99),
@@ -183,3 +189,110 @@ def write_authored(path: Path) -> Path:
     ]
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def comment(comment_id: int, post_id: int, user: int | str, text: str, minute: int) -> str:
+    """A Comments.xml row as the dumps write it; a user given by name is a deleted account (no UserId)."""
+    who = {"UserId": user} if isinstance(user, int) else {"UserDisplayName": user}
+    return post(Id=comment_id, PostId=post_id, Score=0, Text=text, CreationDate=f"2021-03-04T10:{minute:02d}:00.000",
+                **who, ContentLicense="CC BY-SA 4.0")
+
+
+def write_style_site(site: Path) -> Path:
+    """A STEM site whose answers carry the patterns real dumps hold, one rule each, plus comment chains under
+    answers in the dumps' real layout (dates out of id order, @mentions, deleted users, thanks)."""
+    site.mkdir(parents=True)
+
+    def styled(post_id: int, title: str, extra: str, body: str = "") -> list[str]:
+        return [question(post_id, title, 90 - post_id),
+                post(Id=post_id + 1, PostTypeId=2, ParentId=post_id, Score=30, OwnerUserId=8, CommentCount=0,
+                     Body=body or answer_html(title.split()[2], extra))]
+
+    def threaded(post_id: int, title: str, comments: int) -> list[str]:
+        return [question(post_id, title, 20),
+                post(Id=post_id + 1, PostTypeId=2, ParentId=post_id, Score=5, OwnerUserId=8, CommentCount=comments,
+                     Body=answer_html(title.split()[2]))]
+
+    rows = [question(1, "How strong is a random password of twelve letters?", 90),
+            post(Id=2, PostTypeId=2, ParentId=1, Score=40, OwnerUserId=8, CommentCount=3,
+                 Body=answer_html("password"))]
+    rows += styled(3, "How are salted hashes stored in a database?", "",
+                   body=answer_html("hashes") + "<p>Edit: the figures assume one GPU. Edits on that are welcome.</p>")
+    rows += styled(5, "Why do certificates expire after a year?", "There is more on renewal in the comments below. ")
+    rows += styled(7, "What does a timing attack measure exactly?", "See the answers to other questions for details. ")
+    rows += styled(9, "Is disk encryption enough on a laptop?", "As @Thomas says, a cold boot is the weak point. ")
+    rows += styled(11, "Which block cipher mode should a file format use?",
+                   "More details from Bram on crypto.se about the modes. ")
+    rows += styled(13, "How does a padding oracle leak the plaintext?",
+                   "Notice, carefully in the above picture, that each byte leaks. ")
+    rows += threaded(30, "How many guesses does a diceware passphrase take?", 7)
+    rows += threaded(40, "Should backups be encrypted before upload?", 2)
+    rows += threaded(50, "Is a hardware key safer than an app?", 2)
+    rows += threaded(60, "Which password hash fits a small server?", 2)
+    (site / "Posts.xml").write_text(xml_rows(rows))
+    (site / "Comments.xml").write_text(xml_rows([
+        comment(201, 31, 7, "@alice Does the same hold for a passphrase of six words?", 0),
+        comment(205, 31, 7, "And what if an attacker knows the word list?", 1),
+        comment(203, 31, "deleted-user", "Great answer.", 3),  # a third person: skipped
+        comment(202, 31, 8, "@bob Yes: six words from a list of 7,776 give about 77 bits, and the count "
+                            "assumes the list is known.", 10),  # a lower id than 205, written after it
+        comment(210, 31, 7, "How long would that take to crack offline?", 20),
+        comment(211, 31, 8, "At a trillion guesses a second, longer than the age of the universe.", 30),
+        comment(212, 31, 7, "Thanks, that worked.", 40),
+        comment(220, 41, 7, "Thanks, that worked.", 0),
+        comment(230, 51, 7, "Would this work on Windows too?", 0),
+        comment(240, 61, 7, "Which hash should I pick for a Raspberry Pi?", 0),
+        comment(241, 61, 8, "As noted in my comment on the question, Argon2 with a small memory cost.", 5),
+        comment(250, 2, 7, "Is twelve enough for a bank?", 0),
+    ]))
+    return site
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+PARAGRAPH = "Fill the kettle with fresh cold water and bring it to a rolling boil before you measure the leaves. "
+
+
+def write_wikihow_sections(path: Path) -> Path:
+    """wikihowSep.csv's layout: one row per paragraph, an article's rows together, no category."""
+    rows = [{"overview": "Tea rewards a little care.", "headline": f"Step {i}.", "text": PARAGRAPH * 2,
+             "sectionLabel": "Steps", "title": "How to Brew Tea"} for i in range(3)]
+    rows += [{"overview": "", "headline": "Pick a bean.", "text": PARAGRAPH.replace("leaves", "beans") * 2,
+              "sectionLabel": label, "title": "Roast Coffee at Home"} for label in ("Choosing", "Choosing", "Roasting")]
+    with path.open("w", newline="") as out:
+        writer = csv.DictWriter(out, fieldnames=["overview", "headline", "text", "sectionLabel", "title"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def write_month(directory: Path) -> Path:
+    """A month of Pushshift as it really is: comments (RC_) and submissions (RS_) in separate files, records
+    of every era mixed (2006 records lack over_18 and selftext, scores come as strings or null), other
+    subreddits in between, deleted stories, a record without a subreddit."""
+    directory.mkdir(parents=True)
+    other = [{"id": f"o{i}", "subreddit": "aww", "title": "A cat", "score": 5} for i in range(5)]
+    submissions = [
+        {"id": "old1", "subreddit": "WritingPrompts", "title": "[WP] A clock that runs backwards", "score": "75",
+         "created_utc": "1160000000"},  # 2006: string score and date, no over_18
+        {"id": "new1", "subreddit": "WritingPrompts", "title": "[WP] The moon sends a letter", "score": 1200,
+         "over_18": False, "selftext": "", "subreddit_name_prefixed": "r/WritingPrompts", "created_utc": 1700000000},
+        {"id": "new2", "subreddit": "WritingPrompts", "title": "[WP] Ghosts unionise", "score": None},  # null score
+        {"id": "q1", "subreddit": "AskReddit", "title": "What skill took you longest to learn?", "score": 5000},
+        {"title": "A record with no subreddit", "score": 9},
+    ]
+    comments = [
+        {"id": "s1", "subreddit": "WritingPrompts", "link_id": "t3_new1", "parent_id": "t3_new1", "body": STORY,
+         "score": 700, "author": "a"},
+        {"id": "s2", "subreddit": "WritingPrompts", "link_id": "t3_old1", "parent_id": "t3_old1", "body": "[removed]",
+         "score": 900, "author": "[deleted]"},
+        {"id": "s3", "subreddit": "WritingPrompts", "link_id": "t3_old1", "parent_id": "t3_old1",
+         "body": STORY.replace("Mars", "Venus"), "score": "40", "author": "b"},
+    ]
+    for name, records in (("RC_2019-01.zst", comments + other), ("RS_2019-01.zst", other + submissions)):
+        text = "".join(json.dumps(r) + "\n" for r in records)
+        (directory / name).write_bytes(zstandard.ZstdCompressor().compress(text.encode()))
+    return directory

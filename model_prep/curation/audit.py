@@ -56,10 +56,11 @@ def label(row: dict[str, Any]) -> str:
 
 
 def audit(out: Path, splits: tuple[str, ...] = SPLITS, only_marked: bool = False,
-          stream: TextIO = sys.stdout) -> Counter[str]:
+          stream: TextIO | None = None) -> Counter[str]:
     """Print the rows and their marks; return how many rows, marked rows and marks of each kind there were."""
     if not any((out / f"{split}.jsonl").is_file() for split in splits):
         raise FileNotFoundError(f"{out}: no {', '.join(f'{s}.jsonl' for s in splits)}: is it a build's output?")
+    stream = stream or sys.stdout
     counts: Counter[str] = Counter()
     for name, number, row in rows(out, splits):
         marks = findings(row)

@@ -56,6 +56,7 @@ class BuildConfig(BaseModel):
     seed: int = 0
     temperature: float = Field(3.0, gt=0)
     per_site_top: int = Field(500, ge=1, description="top-scoring questions considered per site")
+    dialogue_min_exchanges: int = Field(2, ge=2, description="exchanges a dialogue needs, the question's included")
     near_duplicate_threshold: float = Field(0.8, gt=0, le=1)
     reddit_thresholds: RedditThresholds = RedditThresholds()
     counts: Counts = Counts()
@@ -152,11 +153,10 @@ def build(config: BuildConfig) -> dict[str, Any]:
             chosen["train"] += asked(f"stackexchange {group}", rows)
             wanted[f"stackexchange {group}"] = count
         if config.multi_turn:
-            used = {(c.provenance["site"], c.provenance["question_id"]) for c in chosen["train"]}
             found = []
             for site in tqdm(sites, desc="comment chains", unit="site"):
-                spare = [c for c in site.candidates if (site.name, c.provenance["question_id"]) not in used]
-                found += dialogues.chains(site.directory, spare, tally)
+                used = {c.provenance["question_id"] for c in chosen["train"] if c.provenance.get("site") == site.name}
+                found += dialogues.chains(site, used, tally, config.dialogue_min_exchanges)
             found.sort(key=lambda c: (-c.score, c.provenance["answer_id"]))
             write_candidates(config.out, "dialogues", found)
             chosen["train"] += asked("stackexchange dialogues",

@@ -1,57 +1,127 @@
 """Multi-turn candidates from Stack Exchange comment chains (the paper's 20 of 30 extension dialogues).
 
-Under an answer, a comment by the asker is a follow-up question and the answerer's reply is the assistant's
-next turn; comments by anyone else are skipped. A dialogue needs at least one such follow-up exchange. The
-paper then edited these into the assistant's style by hand: they are candidates, ranked by exchanges and votes.
+Under an answer, the asker's comments are follow-up questions and the answerer's replies the assistant's next
+turns; comments by anyone else are skipped, and consecutive comments by one person are one turn. In time order,
+a dialogue is the question, the answer, then each follow-up that asks something (it has a "?") with the reply
+that comes after it; it ends at the first follow-up that is not a question ("Thanks, that worked!") or gets no
+reply. The answer goes through the answer style rules (style.py); each reply through the same rules except the
+first person (comments are written in it: the paper's authors edited these dialogues by hand, and so should a
+person here: the candidates say `edit_needed`). A reply that breaks a rule ends the dialogue before its
+exchange. What is left needs at least `min_exchanges` exchanges, the first one included.
+
+Comments.xml is streamed once per site; only the comments of the site's threads are held.
 """
 
 import re
 from collections import defaultdict
-from pathlib import Path
+from dataclasses import dataclass
 
+from model_prep.curation import style
 from model_prep.curation.records import Candidate, Tally
-from model_prep.curation.stackexchange import iter_rows
-from model_prep.curation.text import plain_links_removed
+from model_prep.curation.stackexchange import DIALOGUE_SOURCE as SOURCE
+from model_prep.curation.stackexchange import LICENCE, Site, Thread, iter_rows
+from model_prep.curation.text import convert, plain_links_removed
 
-SOURCE = "stackexchange_dialogue"
-_MENTION = re.compile(r"^@\w+[:,]?\s*")
+_MENTION = re.compile(r"^(?:@[\w.-]+[:,]?\s*)+")
+REPLY_RULES = tuple(rule for rule in style.RULES if rule != style.FIRST_PERSON)
+
+
+@dataclass
+class Comment:
+    order: tuple[str, int]  # (creation date, id): the dump's ids are not always in time order
+    user: str
+    text: str
 
 
 def comment_text(raw: str) -> str:
+    """A comment as one line of plain text: links keep their text, a leading @mention goes."""
     return _MENTION.sub("", plain_links_removed(" ".join(raw.split())))
 
 
-def chains(site_dir: Path, candidates: list[Candidate], tally: Tally) -> list[Candidate]:
-    """Dialogues for the candidates (single-turn rows of this site) whose answers have a follow-up exchange."""
-    by_answer = {str(c.provenance["answer_id"]): c for c in candidates}
-    comments: dict[str, list[tuple[int, dict[str, str]]]] = defaultdict(list)
-    path = site_dir / "Comments.xml"
-    if not path.is_file():
-        return []
+def read_comments(site: Site, wanted: set[str], tally: Tally) -> dict[str, list[Comment]]:
+    """The comments under the wanted answers by their asker or answerer, per answer id."""
+    path = site.directory / "Comments.xml"
+    people = {str(t.answer_id): {t.asker, t.answerer} for t in site.threads if str(t.answer_id) in wanted}
+    found: dict[str, list[Comment]] = defaultdict(list)
+    rows = 0
     for _, row in iter_rows(path, tally, SOURCE):
-        if row.get("PostId") in by_answer and row.get("Text") and row.get("Id", "").isdigit():
-            comments[row["PostId"]].append((int(row["Id"]), row))
-    dialogues = []
-    for answer_id, thread in comments.items():
-        tally.seen[SOURCE] += 1
-        single = by_answer[answer_id]
-        speakers = {single.provenance["asker"]: "user", single.provenance["answerer"]: "assistant"}
-        turns = list(single.conversations)
-        comment_ids = []
-        for comment_id, row in sorted(thread, key=lambda item: item[0]):
-            role = speakers.get(row.get("UserId", ""))
-            expected = "user" if len(turns) % 2 == 0 else "assistant"
-            if role == expected and (text := comment_text(row["Text"])):
-                turns.append(text)
-                comment_ids.append(comment_id)
-        if len(turns) % 2:
-            turns.pop()
-            comment_ids.pop()
-        if len(turns) < 4:
-            tally.remove(SOURCE, "no follow-up exchange between asker and answerer")
+        rows += 1
+        post = row.get("PostId", "")
+        if post in people and row.get("UserId") in people[post] and row.get("Id", "").isdigit():
+            found[post].append(Comment((row.get("CreationDate", ""), int(row["Id"])), row["UserId"],
+                                       comment_text(row.get("Text", ""))))
+    tally.input(SOURCE, path, "read", f"{rows} comments, {sum(map(len, found.values()))} by an asker or answerer "
+                                      f"under {len(people)} answers", rows)
+    return found
+
+
+def turns_of(thread: Thread, comments: list[Comment]) -> list[tuple[str, str]]:
+    """(role, text) in time order, consecutive comments by one person joined."""
+    merged: list[tuple[str, str]] = []
+    for comment in sorted(comments, key=lambda c: c.order):
+        role = "user" if comment.user == thread.asker else "assistant"
+        if not comment.text:
             continue
-        dialogues.append(Candidate(
-            conversations=turns, source=SOURCE, score=single.score + len(turns),
-            provenance={**single.provenance, "comment_ids": comment_ids, "edit_needed": True},
-        ))
-    return dialogues
+        if merged and merged[-1][0] == role:
+            merged[-1] = (role, f"{merged[-1][1]} {comment.text}")
+        else:
+            merged.append((role, comment.text))
+    return merged
+
+
+def dialogue(site: str, thread: Thread, comments: list[Comment], tally: Tally, min_exchanges: int
+             ) -> Candidate | None:
+    """The thread's dialogue, or None with the reason counted."""
+    answer = style.review(convert(thread.answer_html))
+    if not answer.kept:
+        tally.remove(SOURCE, f"answer: {answer.failed.rule}", answer.failed.context)
+        return None
+    conversation = [thread.prompt, answer.text]
+    ending = "the asker asked no follow-up question"
+    chain = turns_of(thread, comments)
+    while chain and chain[0][0] == "assistant":  # the answerer's notes before any follow-up have no question
+        chain.pop(0)
+    for (_, question), reply in zip(chain[::2], [*chain[1::2], None][:len(chain[::2])], strict=True):
+        if "?" not in question:
+            ending = "the asker's next comment asks nothing"
+            break
+        if reply is None:
+            ending = "the answerer did not reply to the follow-up"
+            break
+        checked = style.review(reply[1], REPLY_RULES)
+        if not checked.kept:
+            ending = f"reply: {checked.failed.rule}"
+            tally.remove(SOURCE, f"exchange cut at a reply that breaks a rule: {checked.failed.rule}",
+                         checked.failed.context)
+            break
+        conversation += [question, checked.text]
+    if len(conversation) < 2 * min_exchanges:
+        tally.remove(SOURCE, f"fewer than {min_exchanges} exchanges: {ending}")
+        return None
+    return Candidate(
+        conversations=conversation, source=SOURCE, score=thread.question_score + len(conversation),
+        provenance={"site": site, "question_id": thread.question_id, "answer_id": thread.answer_id,
+                    "answer_score": thread.answer_score, "asker": thread.asker, "answerer": thread.answerer,
+                    "exchanges": len(conversation) // 2, "edit_needed": True, "licence": LICENCE},
+    )
+
+
+def chains(site: Site, used_questions: set[int], tally: Tally, min_exchanges: int = 2) -> list[Candidate]:
+    """The site's dialogue candidates from its threads whose question is not already a single-turn example."""
+    threads = []
+    for thread in site.threads:
+        if thread.question_id in used_questions:
+            tally.remove(SOURCE, "question already used as a single-turn example")
+        else:
+            threads.append(thread)
+    if not (site.directory / "Comments.xml").is_file():
+        tally.input(SOURCE, site.directory, "skipped", f"no Comments.xml: {len(threads)} answers with comments "
+                                                       "cannot become dialogues")
+        return []
+    comments = read_comments(site, {str(t.answer_id) for t in threads}, tally)
+    found = []
+    for thread in threads:
+        chosen = dialogue(site.name, thread, comments.get(str(thread.answer_id), []), tally, min_exchanges)
+        if chosen is not None:
+            found.append(chosen)
+    return found

@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from model_prep.curation.records import Candidate, Tally, progress_reader
 from model_prep.curation import style
+from model_prep.curation.records import Candidate, Tally, progress_reader
 from model_prep.curation.text import convert, html_to_markdown
 
 SOURCE = "stackexchange"
@@ -25,6 +25,9 @@ LICENCE = "CC BY-SA 4.0 (Stack Exchange data dump)"
 CHUNK = 1 << 20
 SITES_FILE = Path(__file__).with_name("stackexchange_sites.toml")
 MIN_ANSWER_SCORE = 10
+DIALOGUE_SOURCE = "stackexchange_dialogue"
+MIN_THREAD_SCORE = 2  # an answer whose comment chain may become a dialogue: a few votes, two comments or more
+MIN_THREAD_COMMENTS = 2
 MIN_CHARS, MAX_CHARS = 1200, 4096
 LENGTH_RULE = f"length {MIN_CHARS}-{MAX_CHARS} chars"
 
@@ -74,6 +77,21 @@ class Question:
     accepted_id: str = field(compare=False)
     owner: str = field(compare=False)
     answer: dict[str, str] | None = field(default=None, compare=False)
+    threads: list[dict[str, str]] = field(default_factory=list, compare=False)  # answers with a comment chain
+
+
+@dataclass
+class Thread:
+    """An answer with comments under it, and its question: a dialogue candidate (dialogues.py)."""
+
+    question_id: int
+    question_score: int
+    prompt: str
+    asker: str
+    answer_id: int
+    answer_score: int
+    answer_html: str
+    answerer: str
 
 
 def self_contained(row: dict[str, str]) -> str | None:
@@ -103,6 +121,7 @@ class Site:
     stem: bool
     questions: int  # every question in the dump: the site's size for temperature sampling
     candidates: list[Candidate]
+    threads: list[Thread] = field(default_factory=list)
 
 
 def read_site(directory: Path, tally: Tally, seed: int, keep_top: int = 500, filtered: bool = True) -> Site:
@@ -133,10 +152,12 @@ def read_site(directory: Path, tally: Tally, seed: int, keep_top: int = 500, fil
                     tally.remove(SOURCE, "not among the site's top-scoring questions")
                     continue
                 by_id[row["Id"]] = question
-            elif (kind == "2" and (question := by_id.get(row.get("ParentId", ""))) is not None
-                  and score >= MIN_ANSWER_SCORE and better_answer(row, question.answer, question.accepted_id)):
-                question.answer = {key: row[key] for key in ("Id", "Score", "Body") if key in row}
-                question.answer["OwnerUserId"] = row.get("OwnerUserId", "")
+            elif kind == "2" and (question := by_id.get(row.get("ParentId", ""))) is not None:
+                answer = {key: row.get(key, "") for key in ("Id", "Score", "Body", "OwnerUserId")}
+                if score >= MIN_ANSWER_SCORE and better_answer(row, question.answer, question.accepted_id):
+                    question.answer = answer
+                if thread_eligible(row, question, tally):
+                    question.threads.append(answer)
         except (KeyError, ValueError) as error:
             tally.bad_input(SOURCE, directory / "Posts.xml", line, f"post {row.get('Id', '?')}: bad field {error}")
     candidates = []
@@ -151,18 +172,44 @@ def read_site(directory: Path, tally: Tally, seed: int, keep_top: int = 500, fil
         if filtered and not MIN_CHARS <= len(answer) <= MAX_CHARS:
             tally.remove(SOURCE, LENGTH_RULE)
             continue
-        rng = random.Random(f"{seed}:{name}:{question.post_id}")
-        description = html_to_markdown(question.body)
-        use_title = rng.random() < 0.5 or not description
+        use_title, prompt = question_prompt(question, seed, name)
         candidates.append(Candidate(
-            conversations=[question.title if use_title else description, answer], source=SOURCE,
+            conversations=[prompt, answer], source=SOURCE,
             score=question.score,
             provenance={"site": name, "question_id": question.post_id, "answer_id": int(question.answer["Id"]),
                         "answer_score": int(question.answer["Score"]), "prompt": "title" if use_title else "body",
                         "asker": question.owner, "answerer": question.answer["OwnerUserId"],
-                        "licence": LICENCE, "filters": list(style.RULES) + [LENGTH_RULE] if filtered else []},
+                        "licence": LICENCE, "filters": [*style.RULES, LENGTH_RULE] if filtered else []},
         ))
-    return Site(name, directory, name in STEM_SITES, questions, candidates)
+    threads = [Thread(question.post_id, question.score, question_prompt(question, seed, name)[1], question.owner,
+                      int(answer["Id"]), int(answer["Score"] or 0), answer["Body"], answer["OwnerUserId"])
+               for question in sorted(heap, reverse=True) for answer in question.threads]
+    return Site(name, directory, name in STEM_SITES, questions, candidates, threads)
+
+
+def question_prompt(question: Question, seed: int, site: str) -> tuple[bool, str]:
+    """(title chosen, prompt): the title or the question's body, drawn per post from the seed."""
+    description = html_to_markdown(question.body)
+    use_title = random.Random(f"{seed}:{site}:{question.post_id}").random() < 0.5 or not description
+    return use_title, question.title if use_title else description
+
+
+def thread_eligible(row: dict[str, str], question: Question, tally: Tally) -> bool:
+    """Whether an answer's comments may hold a dialogue: it has votes, comments (when the dump counts them: older
+    layouts do not) and both people are known (a deleted user has no id to follow)."""
+    tally.seen[DIALOGUE_SOURCE] += 1
+    comments = row.get("CommentCount")
+    if comments is not None and int(comments) < MIN_THREAD_COMMENTS:
+        tally.remove(DIALOGUE_SOURCE, f"answer has fewer than {MIN_THREAD_COMMENTS} comments")
+    elif int(row.get("Score", "0")) < MIN_THREAD_SCORE:
+        tally.remove(DIALOGUE_SOURCE, f"answer score < {MIN_THREAD_SCORE}")
+    elif not question.owner or not row.get("OwnerUserId"):
+        tally.remove(DIALOGUE_SOURCE, "asker or answerer deleted (no user id)")
+    elif question.owner == row.get("OwnerUserId"):
+        tally.remove(DIALOGUE_SOURCE, "the asker answered their own question")
+    else:
+        return True
+    return False
 
 
 def styled(html: str, tally: Tally, source: str) -> str | None:

@@ -37,11 +37,13 @@ def _any(*patterns: str, flags: int = re.I) -> re.Pattern[str]:
 
 PATTERNS: dict[str, re.Pattern[str]] = {
     # "I" is matched case-sensitively (so is not "i.e."); the rest of the forms in either case.
-    FIRST_PERSON: _any(r"\bI(?:['’](?:m|ve|d|ll))?\b(?!\.e\.|/O\b)", r"\b(?:[Mm]e|[Mm]y|[Mm]ine|[Mm]yself|IMO|IMHO)\b",
-                       flags=0),
+    FIRST_PERSON: _any(r"\bI(?:['\u2019](?:m|ve|d|ll))?\b(?!\.e\.|/O\b)",
+                       r"\b(?:[Mm]e|[Mm]y|[Mm]ine|[Mm]yself|IMO|IMHO)\b", flags=0),
     COMMENTS: _any(
-        r"\b(?:in|under|into|my|your|his|her|their|these|those|other|previous|earlier|several|the|a|leave an?|"
-        r"overflowed an?|wrote an?)\s+comments?\b(?!\s+(?:on|out)\b)",
+        r"\b(?:in|under|into|from)\s+(?:a|the|my|your|his|her|their|these|those|other|previous|earlier|several)?"
+        r"\s*comments?\b(?!\s+(?:on|out)\b)",
+        r"\b(?:my|your|his|her|their|these|those|other|previous|earlier|several)\s+comments?\b",
+        r"\b(?:leave|left|overflowed|wrote|posted|add|added) an?\s+comment\b",
         r"\bcomments?\s+(?:above|below|section|thread|welcomed?|are welcome)\b", r"\bcommenters?\b",
         r"\bcommented\b",
     ),
@@ -57,27 +59,31 @@ PATTERNS: dict[str, re.Pattern[str]] = {
         r"\b(?:this|that|another|a similar|a related) question (?:on|about|here|asked|over)\b",
         r"\banswered (?:here|elsewhere|before|already)\b", r"\b(?:has|have|had) (?:already )?been (?:asked|"
         r"answered|discussed)\b",
-        r"(?:@|\b)[A-Z]\w*['’]s answer\b", r"\bfollow[- ]up (?:to|on) the\b", r"\bthe OP\b", r"\bduplicate of\b",
+        r"(?:@|\b)(?-i:[A-Z])\w*['\u2019]s answer\b", r"\bfollow[- ]up (?:to|on) the\b", r"\bthe OP\b",
+        r"\bduplicate of\b",
         r"\bthe (?:asker|question'?s author)\b",
     ),
     OTHER_USERS: _any(
-        r"(?<![\w.])@\w+", r"\b(?:user|poster|answerer|commenter)\s+@?[A-Z]\w+", r"\b\w+ (?:points|pointed) out\b",
-        r"\b(?:thanks|credit|kudos|h/t|hat tip) to @?[A-Z]\w*", r"\bhigh-rep\b",
+        r"(?<![\w.])@\w+", r"\b(?:user|poster|answerer|commenter)\s+@?(?-i:[A-Z])\w+",
+        r"\b\w+ (?:points|pointed) out\b",
+        r"\b(?:thanks|credit|kudos|h/t|hat tip) to @?(?-i:[A-Z])\w*", r"\bhigh-rep\b",
     ),
     OTHER_SITES: _any(
         r"\b\w+\.se\b", r"\b\w+\.stackexchange\.com\b", r"\bstack ?(?:exchange|overflow)\b",
         r"\b(?:super ?user|server ?fault|ask ?ubuntu|math ?overflow|seasoned advice)\b",
-        r"\bover (?:on|at) (?:[A-Z]\w*|the \w+ site)", r"\b(?:on|at|in|over on) (?:meta|chat)\b",
+        r"\bover (?:on|at) (?:(?-i:[A-Z])\w*|the \w+ site)", r"\b(?:on|at|in|over on) (?:meta|chat)\b",
         r"\bmeta (?:question|post|site|discussion)\b", r"\bchat ?room\b", r"\bsub-?reddit\b", r"(?<!\w)/?r/\w+",
-        r"\breddit\b", r"\bquora\b", r"\bon this site\b", r"\bthis site['’]s\b", r"\b(?:the|this) [\w]+-[\w-]+ tag\b",
-        r"(?-i:\b[A-Z]?[a-z]+ SE\b)", r"\b(?:up|down)-?vot(?:es?|ed|ing)\b", r"\b(?:extra )?rep(?:utation)? (?:points?|for this)\b",
+        r"\breddit\b", r"\bquora\b", r"\bon this site\b", r"\bthis site['\u2019]s\b",
+        r"\b(?:the|this) [\w]+-[\w-]+ tag\b",
+        r"(?-i:\b[A-Z]?[a-z]+ SE\b)", r"\b(?:up|down)-?vot(?:es?|ed|ing)\b",
+        r"\b(?:extra )?rep(?:utation)? (?:points?|for this)\b",
     ),
     THANKS: _any(
         r"\b(?:thanks|thank you|thx|kudos)\b(?! to (?:the|its|their|a|an|this|that|these|those|it|his|her)\b)",
         r"\bhope (?:this|that|it) helps\b", r"\bhappy (?:brewing|experimenting|coding|hacking)\b",
     ),
     EDIT_NOTE: _any(
-        r"^[#>*_ \t]*(?:edit(?:ed)?|update[d]?|addendum|p\.?s\.?|post ?script)\b[^\n]{0,30}?(?:[:\-–—]|\*\*)",
+        r"^[#>*_ \t]*(?:edit(?:ed)?|update[d]?|addendum|p\.?s\.?|post ?script)\b[^\n]{0,30}?(?:[:\-\u2013\u2014]|\*\*)",
         r"[(\[]\s*(?:edit|update)\s*:", r"\b(?:edit|update)\s*:", r"\bedits? (?:on \w+ )?(?:are |is )?welcome\b",
         r"\bedited to\b", r"\bsee (?:my|the) edit\b",
         flags=re.I | re.M,
@@ -86,13 +92,13 @@ PATTERNS: dict[str, re.Pattern[str]] = {
         r"^[#>*_ \t-]*(?:sources?|sourced from|references?|credits?|image credits?|reference (?:&|and) image credits|"
         r"photo credits?|further reading|more information|more info|see also|related|bibliography|citations?|"
         r"footnotes?)\b[^\n]{0,60}$",
-        r"\s[-–—]\s*source\s*$",
+        r"\s[-\u2013\u2014]\s*source\s*$", r"^\[\d{1,2}\]\s",  # a footnote's own line
         flags=re.I | re.M,
     ),
     REMOVED: _any(
         rf"\b(?:the |this |that |these |those )?{_SEEN_MEDIA}s? (?:above|below|here|shows?|showing)\b",
         rf"\b(?:above|below|following|attached|linked) (?:{_SEEN_MEDIA}|{_LINKED})s?\b",
-        rf"\b(?:this|that|these|those) (?:[A-Z]\w* )?(?:{_SEEN_MEDIA}|{_LINKED})s?\b",
+        rf"\b(?:this|that|these|those) (?:(?-i:[A-Z])\w* )?(?:{_SEEN_MEDIA}|{_LINKED})s?\b",
         r"\b(?:quote|quoted|quoting|excerpt) from\b", r"\b(?:good|useful|more|some|these|those) links\b",
         r"\bwatch the (?:whole |full )?(?:talk|video|clip)\b", r"\blink \[?\d",
         r"\b(?:from|in|according to|see|per|check out|read|watch) (?:this|that|the following|the linked|these) "
@@ -100,10 +106,11 @@ PATTERNS: dict[str, re.Pattern[str]] = {
         r"\bas (?:shown|seen|pictured|illustrated|depicted) (?:above|below|here|in the)\b",
         r"\b(?:click|see|look|check(?: it)? out|watch|found (?:it )?|read more|more (?:details|info(?:rmation)?|"
         r"discussion) (?:at|on|in)?) (?:here|there)\b",
-        r"\bhere(?:['’]s| is| are) (?:a|an|the|another|some) (?:(?:youtube|good|great|nice|short|useful|interesting) )?"
+        r"\bhere(?:['\u2019]s| is| are) (?:a|an|the|another|some) "
+        r"(?:(?:youtube|good|great|nice|short|useful|interesting) )?"
         r"(?:link|video|site|website|article|recipe|review|guide|page|paper|list|blog)s?\b",
         r"\b(?:the|a) link\b", r"\bthe linked\b", r"\b(?:links?|sources?|references?) (?:above|below)\b",
-        r"\b(?:can be )?found (?:below|above)\b", r"(?<=[\w.,;:)]) ?\[\d{1,2}\](?!\()", r"^\[\d{1,2}\]",
+        r"\b(?:can be )?found (?:below|above)\b", r"(?<=[\w.,;:)]) ?\[\d{1,2}\](?!\()",
         r"[^\n]:[ \t]*(?:\n\s*)*(?:-{3,}\s*)?\Z",  # a sentence that introduced something, then nothing
         flags=re.I | re.M,
     ),
@@ -171,7 +178,7 @@ def cut(text: str, match: Match) -> tuple[int, int] | None:
     if match.rule not in CUT_TO_END:
         return None
     start = paragraph_start(text, match.start)
-    if 0 < start and len(text) - start <= len(text) * MAX_CUT_SHARE:
+    if start > 0 and len(text) - start <= len(text) * MAX_CUT_SHARE:
         return start, len(text)
     if match.rule == CREDITS:  # a credits line inside the answer: the line alone goes
         line_start, line_end = line_bounds(text, match.start)
@@ -203,7 +210,7 @@ def review(converted: Converted | str, rules: tuple[str, ...] = RULES) -> Review
         shift = end - start + lead
         pointing = [(s, e) if e <= start else (s - shift, e - shift) for s, e in pointing if e <= start or s >= end]
         text = result.text = shorter.lstrip()
-        pointing = [(s, e) for s, e in pointing if 0 <= s and e <= len(text)]
+        pointing = [(s, e) for s, e in pointing if s >= 0 and e <= len(text)]
     return result
 
 

@@ -1,4 +1,12 @@
-"""wikiHow: the public dumps as CSV (wikihowAll.csv: headline, title, text [, category]) or JSON lines/array.
+"""wikiHow: the public dumps, in each layout they are found in.
+
+- `wikihowAll.csv` (the summarisation dump): one article per row, `headline,title,text`.
+- `wikihowSep.csv`: one row per paragraph, `overview,headline,text,sectionLabel,title`; the rows of an article
+  follow each other and are joined back into it (overview, then each section's paragraphs).
+- scraped CSVs with `title,heading,paragraph`: one row per section, joined the same way.
+- JSON lines or a JSON array of objects with `title` and `text`.
+A `category` column, where there is one, is used; without it every article is drawn from one pool (the report
+says so).
 
 Sampling is the paper's: a category first (uniformly), then an article in it. Two streaming passes keep
 memory flat: the first counts articles per category, the second reservoir-samples in each category as many
@@ -11,7 +19,7 @@ import random
 import re
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from model_prep.curation.records import Candidate, Tally, json_lines
@@ -24,6 +32,11 @@ MIN_CHARS = 200
 OVERSAMPLE = 3
 _THIS_ARTICLE = re.compile(r"\bThis article\b")
 _SECTIONS = re.compile(r"\n(Tips|Warnings|Things You'll Need|References|Sources and Citations|Video)\n.*", re.S)
+# The CSV layouts read, by the columns they need: an article per row, or a paragraph or section per row.
+ARTICLE_COLUMNS = ("title", "text")
+PARAGRAPH_COLUMNS = ("title", "text", "sectionlabel")
+SECTION_COLUMNS = ("title", "heading", "paragraph")
+LAYOUTS = "headline,title,text[,category] | overview,headline,text,sectionLabel,title | title,heading,paragraph"
 
 
 def iter_articles(path: Path, tally: Tally) -> Iterator[tuple[int, dict[str, str]]]:
@@ -32,25 +45,69 @@ def iter_articles(path: Path, tally: Tally) -> Iterator[tuple[int, dict[str, str
         csv.field_size_limit(sys.maxsize)
         with path.open(newline="", encoding="utf-8") as stream:
             reader = csv.DictReader(stream)
-            for row in reader:
-                yield from _checked(reader.line_num, row, path, tally)
+            columns = {name.strip().lower(): name for name in reader.fieldnames or []}
+            numbered = ((reader.line_num, {key: row.get(name) or "" for key, name in columns.items()})
+                        for row in reader)
+            if all(c in columns for c in PARAGRAPH_COLUMNS):
+                articles = joined(numbered, "sectionlabel", "text", with_headline=True)
+            elif all(c in columns for c in SECTION_COLUMNS):
+                articles = joined(numbered, "heading", "paragraph")
+            elif all(c in columns for c in ARTICLE_COLUMNS):
+                articles = numbered
+            else:
+                found = ", ".join(reader.fieldnames or []) or "none"
+                tally.input(SOURCE, path, "unreadable", f"columns found: {found}; expected one of: {LAYOUTS}")
+                return
+            yield from checked(articles, path, tally, "category" in columns)
         return
     with path.open(encoding="utf-8") as stream:
         if path.suffix == ".json" and stream.read(1) == "[":
             stream.seek(0)
-            for index, row in enumerate(json.load(stream), 1):
-                yield from _checked(index, row, path, tally)
+            yield from checked(enumerate(json.load(stream), 1), path, tally, None)
             return
         stream.seek(0)
-        for number, row in json_lines(stream, path, tally, SOURCE):
-            yield from _checked(number, row, path, tally)
+        yield from checked(json_lines(stream, path, tally, SOURCE), path, tally, None)
 
 
-def _checked(line: int, row: object, path: Path, tally: Tally) -> Iterator[tuple[int, dict[str, str]]]:
-    if not isinstance(row, dict) or not str(row.get("title") or "").strip() or not str(row.get("text") or "").strip():
-        tally.bad_input(SOURCE, path, line, "an article needs a title and a text")
-        return
-    yield line, row
+def joined(rows: Iterable[tuple[int, dict[str, str]]], section: str, text: str, with_headline: bool = False
+           ) -> Iterator[tuple[int, dict[str, str]]]:
+    """Articles from consecutive rows with one title: the overview (if any), then each row's paragraph under
+    its section's name when that changes."""
+    current: dict[str, str] | None = None
+    first_line, last_section, parts = 0, "", []
+    for line, row in rows:
+        title = row.get("title", "").strip()
+        if current is None or title != current["title"]:
+            if current is not None:
+                yield first_line, current | {"text": "\n\n".join(parts), "headline": ""}
+            current, first_line, last_section = dict(row, title=title), line, ""
+            parts = [row["overview"].strip()] if row.get("overview", "").strip() else []
+        name = row.get(section, "").strip()
+        if name and name != last_section and name.lower() != "steps":
+            parts.append(name)
+        last_section = name
+        paragraph = " ".join(p for p in ((row.get("headline", "").strip() if with_headline else ""),
+                                         row.get(text, "").strip()) if p)
+        if paragraph:
+            parts.append(paragraph)
+    if current is not None:
+        yield first_line, current | {"text": "\n\n".join(parts), "headline": ""}
+
+
+def checked(articles: Iterable[tuple[int, object]], path: Path, tally: Tally, has_category: bool | None
+            ) -> Iterator[tuple[int, dict[str, str]]]:
+    """The articles with a title and a text; the file is accounted for in the report once read."""
+    count, categories = 0, False
+    for line, row in articles:
+        if not isinstance(row, dict) or not all(str(row.get(key) or "").strip() for key in ("title", "text")):
+            tally.bad_input(SOURCE, path, line, "an article needs a title and a text")
+            continue
+        count += 1
+        categories = categories or bool(row.get("category"))
+        yield line, row
+    note = "" if categories or has_category else "; no category field: articles drawn from one pool (the paper " \
+                                                 "drew a category first, then an article)"
+    tally.input(SOURCE, path, "read", f"{count} articles{note}", count)
 
 
 def category(row: dict[str, str]) -> str:
@@ -73,6 +130,8 @@ def as_candidate(row: dict[str, str], line: int, path: Path) -> Candidate | None
 def sample(path: Path, count: int, seed: int, tally: Tally) -> list[Candidate]:
     sizes = Counter(category(row) for _, row in iter_articles(path, Tally(quiet=True)))  # pass 1: sizes
     if not sizes:
+        for _ in iter_articles(path, tally):  # accounts for the file in the report: unreadable, or no article
+            pass
         return []
     rng = random.Random(seed)
     wanted: Counter[str] = Counter()
