@@ -159,3 +159,11 @@ def test_the_audit_marks_rule_hits_and_borderline_words(tmp_path: Path, capsys: 
     assert [f.kind for f in findings(rows[0])] == [style.REMOVED]
     with pytest.raises(FileNotFoundError, match="is it a build's output"):
         audit(tmp_path / "nothing")
+
+
+def test_a_comment_loses_its_mention_and_keeps_its_pointing_links_for_the_rules() -> None:
+    text = dialogues.comment_text("@Robert - the two books are [here](http://a.example) and [there](http://b.example).")
+    assert text.text == "the two books are here and there."
+    assert [text.text[s:e] for s, e in text.pointing_links] == ["here", "there"]
+    assert style.review(text, dialogues.REPLY_RULES).failed.rule == style.REMOVED
+    assert dialogues.comment_text("@GPierce:  Wikipedia is tertiary.").text == "Wikipedia is tertiary."

@@ -20,9 +20,9 @@ from model_prep.curation import style
 from model_prep.curation.records import Candidate, Tally
 from model_prep.curation.stackexchange import DIALOGUE_SOURCE as SOURCE
 from model_prep.curation.stackexchange import LICENCE, Site, Thread, iter_rows
-from model_prep.curation.text import convert, plain_links_removed
+from model_prep.curation.text import Converted, convert, convert_plain
 
-_MENTION = re.compile(r"^(?:@[\w.-]+[:,]?\s*)+")
+_MENTION = re.compile(r"^(?:@[\w.-]+[:,]?\s*(?:[-\u2013]\s+)?)+")  # "@Robert - ", "@GPierce: "
 REPLY_RULES = tuple(rule for rule in style.RULES if rule != style.FIRST_PERSON)
 
 
@@ -30,12 +30,13 @@ REPLY_RULES = tuple(rule for rule in style.RULES if rule != style.FIRST_PERSON)
 class Comment:
     order: tuple[str, int]  # (creation date, id): the dump's ids are not always in time order
     user: str
-    text: str
+    text: Converted
 
 
-def comment_text(raw: str) -> str:
-    """A comment as one line of plain text: links keep their text, a leading @mention goes."""
-    return _MENTION.sub("", plain_links_removed(" ".join(raw.split())))
+def comment_text(raw: str) -> Converted:
+    """A comment as one line of plain text: a leading @mention goes, links keep their text (pointing ones are
+    remembered, for the rules)."""
+    return convert_plain(_MENTION.sub("", " ".join(raw.split())))
 
 
 def read_comments(site: Site, wanted: set[str], tally: Tally) -> dict[str, list[Comment]]:
@@ -55,15 +56,18 @@ def read_comments(site: Site, wanted: set[str], tally: Tally) -> dict[str, list[
     return found
 
 
-def turns_of(thread: Thread, comments: list[Comment]) -> list[tuple[str, str]]:
+def turns_of(thread: Thread, comments: list[Comment]) -> list[tuple[str, Converted]]:
     """(role, text) in time order, consecutive comments by one person joined."""
-    merged: list[tuple[str, str]] = []
+    merged: list[tuple[str, Converted]] = []
     for comment in sorted(comments, key=lambda c: c.order):
         role = "user" if comment.user == thread.asker else "assistant"
-        if not comment.text:
+        if not comment.text.text:
             continue
         if merged and merged[-1][0] == role:
-            merged[-1] = (role, f"{merged[-1][1]} {comment.text}")
+            before = merged[-1][1]
+            shift = len(before.text) + 1
+            merged[-1] = (role, Converted(f"{before.text} {comment.text.text}", before.pointing_links + [
+                (start + shift, end + shift) for start, end in comment.text.pointing_links]))
         else:
             merged.append((role, comment.text))
     return merged
@@ -82,7 +86,7 @@ def dialogue(site: str, thread: Thread, comments: list[Comment], tally: Tally, m
     while chain and chain[0][0] == "assistant":  # the answerer's notes before any follow-up have no question
         chain.pop(0)
     for (_, question), reply in zip(chain[::2], [*chain[1::2], None][:len(chain[::2])], strict=True):
-        if "?" not in question:
+        if "?" not in question.text:
             ending = "the asker's next comment asks nothing"
             break
         if reply is None:
@@ -94,7 +98,7 @@ def dialogue(site: str, thread: Thread, comments: list[Comment], tally: Tally, m
             tally.remove(SOURCE, f"exchange cut at a reply that breaks a rule: {checked.failed.rule}",
                          checked.failed.context)
             break
-        conversation += [question, checked.text]
+        conversation += [question.text, checked.text]
     if len(conversation) < 2 * min_exchanges:
         tally.remove(SOURCE, f"fewer than {min_exchanges} exchanges: {ending}")
         return None

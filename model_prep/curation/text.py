@@ -65,6 +65,23 @@ def html_to_markdown(html: str) -> str:
     return convert(html).text
 
 
+_MARKDOWN_LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
+
+
+def convert_plain(text: str) -> Converted:
+    """Plain text with Markdown links (a comment): each link becomes its text, pointing ones remembered."""
+    parts, spans, position = [], [], 0
+    for match in _MARKDOWN_LINK.finditer(text):
+        parts.append(text[position:match.start()])
+        if POINTING_LINK_TEXT.fullmatch(match.group(1).strip()):
+            start = sum(map(len, parts))
+            spans.append((start, start + len(match.group(1))))
+        parts.append(match.group(1))
+        position = match.end()
+    parts.append(text[position:])
+    return Converted(_BARE_URL.sub("", "".join(parts)), spans)
+
+
 def plain_links_removed(text: str) -> str:
     """For plain-text sources (wikiHow, Reddit, comments): Markdown links keep their text, images and bare URLs
     go."""
