@@ -32,9 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.serve import percentile
 from model_prep.default_model import DEFAULT_MODEL_NAME
-from server.conversation_protocol import message_item
-from server.history_store import HistoryStore, connect
-from server.redis_server import RedisServer
+from server.history.items import message_item
+from server.history.redis_server import RedisServer
+from server.history.store import HistoryStore, connect
 from tests.live_server import LiveServer
 
 QUESTION = "How should I plan a two-week trip through Japan in spring, and what should I book in advance? "

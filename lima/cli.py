@@ -21,7 +21,7 @@ log = logging.getLogger("lima")
 def serve_parser() -> argparse.ArgumentParser:
     from vllm.utils.argparse_utils import FlexibleArgumentParser
 
-    from server.engine import add_engine_cli_args
+    from server.engine.args import add_engine_cli_args
 
     parser = FlexibleArgumentParser(
         prog="lima serve",
@@ -80,7 +80,7 @@ def serve(argv: Sequence[str]) -> int:
 
     from model_prep.default_model import ensure_default_model
     from server.app import build_app
-    from server.engine import EngineArgsError, build_engine_args, explicit_args
+    from server.engine.args import EngineArgsError, build_engine_args, explicit_args
     from server.settings import ServerSettings
 
     parser = serve_parser()
@@ -377,7 +377,7 @@ def up(argv: Sequence[str]) -> int:
     import urllib.request
 
     from model_prep.default_model import DEFAULT_MODEL_NAME, default_model_dir, ensure_default_model
-    from server.redis_server import die_with_parent
+    from server.history.redis_server import die_with_parent
     from server.settings import ServerSettings
 
     parser = argparse.ArgumentParser(

@@ -14,14 +14,14 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from fastapi import Depends, FastAPI
 from vllm.engine.arg_utils import AsyncEngineArgs
 
-from server.admission import Admission, RateLimiter, enforce_rate_limit
 from server.auth import APIKeys, current_user
-from server.engine import ChatEngine
+from server.engine.admission import Admission, RateLimiter, enforce_rate_limit
+from server.engine.wrapper import ChatEngine
 from server.errors import install_error_handlers
-from server.history_store import HistoryStore, connect
+from server.history.redis_server import RedisServer, RedisServerError
+from server.history.store import HistoryStore, connect
 from server.metrics import MetricsMiddleware, declare_routes
 from server.middleware import BodyLimitMiddleware
-from server.redis_server import RedisServer, RedisServerError
 from server.routes import chat, completions, conversations, models, ops, responses
 from server.settings import ServerSettings
 

@@ -4,9 +4,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from server.engine import ChatEngine
+from server.engine.wrapper import ChatEngine
 from server.errors import APIError
-from server.history_store import HistoryStore
+from server.history.store import HistoryStore
 from server.settings import ServerSettings
 
 

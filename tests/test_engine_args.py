@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from lima.cli import serve_parser
-from server.engine import (
+from server.engine.args import (
     EngineArgsError,
     apply_cpu_defaults,
     build_engine_args,

@@ -12,7 +12,7 @@ import openai
 import pytest
 import redis
 
-from server.redis_server import RedisServer
+from server.history.redis_server import RedisServer
 from tests.conftest import API_KEYS
 from tests.live_server import LiveServer
 from tests.metrics_scrape import scrape, total

@@ -13,11 +13,11 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from model_prep.format import Message, chat_token_ids
 from server.auth import APIKeys, read_keys_file
-from server.conversation_protocol import message_item
 from server.errors import APIError
-from server.history import fit_prompt, split_turns
-from server.history_store import ConversationFull, HistoryStore, connect
-from server.redis_server import RedisServer
+from server.history.items import message_item
+from server.history.prompt import fit_prompt, split_turns
+from server.history.redis_server import RedisServer
+from server.history.store import ConversationFull, HistoryStore, connect
 
 
 def run(coroutine: Any) -> Any:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from server.admission import Admission, RateLimiter
+from server.engine.admission import Admission, RateLimiter
 from server.errors import APIError
-from server.history_store import connect
-from server.redis_server import RedisServer
+from server.history.redis_server import RedisServer
+from server.history.store import connect
 
 
 def test_admission_refuses_past_the_limit_and_release_is_idempotent() -> None:

@@ -13,7 +13,7 @@ import httpx
 import psutil
 import pytest
 
-from server.redis_server import RedisServer
+from server.history.redis_server import RedisServer
 from tests.conftest import launch
 from tests.live_server import LiveServer, stopped_together, wait_for
 from tests.metrics_scrape import scrape, total

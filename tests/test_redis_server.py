@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from server.history_store import HistoryStore, connect
-from server.redis_server import RedisServer, RedisServerError, redis_server_binary
+from server.history.redis_server import RedisServer, RedisServerError, redis_server_binary
+from server.history.store import HistoryStore, connect
 from server.settings import ServerSettings
 from tests.live_server import free_port
 
@@ -44,7 +44,8 @@ def test_append_only_file_survives_stop_and_start(tmp_path: Path) -> None:
 
 def test_redis_server_dies_with_its_owner_even_on_kill_9(tmp_path: Path) -> None:
     owner = subprocess.Popen(
-        [sys.executable, "-c", "import time\nfrom pathlib import Path\nfrom server.redis_server import RedisServer\n"
+        [sys.executable, "-c", "import time\nfrom pathlib import Path\n"
+         "from server.history.redis_server import RedisServer\n"
          f"server = RedisServer(Path({str(tmp_path)!r})).start()\nprint(server.pid, flush=True)\ntime.sleep(600)"],
         stdout=subprocess.PIPE, text=True,
     )

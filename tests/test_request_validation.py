@@ -5,8 +5,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from server.conversation_protocol import ResponseRequest
 from server.errors import APIError, install_error_handlers, param_path
+from server.history.items import ResponseRequest
 from server.protocol import ChatCompletionRequest, CompletionRequest
 from tests.test_errors import INVALID_FIELDS, USER
 

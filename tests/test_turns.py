@@ -11,13 +11,13 @@ from vllm import SamplingParams
 from vllm.outputs import CompletionOutput, RequestOutput
 from vllm.v1.engine.exceptions import EngineDeadError
 
-from server.conversation_protocol import message_item
+from server.engine.generation import Generation
 from server.errors import APIError
-from server.generation import Generation
-from server.history_store import HistoryStore, connect
+from server.history.items import message_item
+from server.history.redis_server import RedisServer
+from server.history.store import HistoryStore, connect
+from server.history.turns import Turn, _background_saves
 from server.protocol import new_id
-from server.redis_server import RedisServer
-from server.turns import Turn, _background_saves
 
 
 class ScriptedEngine:

@@ -9,13 +9,15 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from jinja2 import TemplateError
 
-from server.admission import AdmissionDep
 from server.auth import UserDep
-from server.conversation_protocol import message_item
 from server.deps import EngineDep, SettingsDep, get_store
+from server.engine.admission import AdmissionDep
+from server.engine.generation import Generation, resolve_model, start_generation
+from server.engine.streaming import completion_events, sse_response, until_disconnect
 from server.errors import APIError
-from server.generation import Generation, resolve_model, start_generation
-from server.history import DROPPED_TURNS_HEADER, fit_prompt, reserve_for_output, stored_items, template_messages
+from server.history.items import message_item
+from server.history.prompt import DROPPED_TURNS_HEADER, fit_prompt, reserve_for_output, stored_items, template_messages
+from server.history.turns import Turn
 from server.protocol import (
     AssistantMessage,
     ChatChoice,
@@ -27,8 +29,6 @@ from server.protocol import (
     ErrorResponse,
     Usage,
 )
-from server.streaming import completion_events, sse_response, until_disconnect
-from server.turns import Turn
 
 ROUTE = "/v1/chat/completions"
 router = APIRouter(tags=["chat"])

@@ -5,12 +5,12 @@ from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request
 
-from server.admission import AdmissionDep
 from server.deps import EngineDep, SettingsDep
-from server.generation import Generation, resolve_model, start_generation
+from server.engine.admission import AdmissionDep
+from server.engine.generation import Generation, resolve_model, start_generation
+from server.engine.streaming import completion_events, sse_response, until_disconnect
 from server.protocol import Completion, CompletionChoice, CompletionRequest, ErrorResponse
 from server.routes.chat import usage_of
-from server.streaming import completion_events, sse_response, until_disconnect
 
 ROUTE = "/v1/completions"
 router = APIRouter(tags=["completions"])

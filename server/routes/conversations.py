@@ -6,9 +6,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 
 from server.auth import UserDep
-from server.conversation_protocol import ConversationCreate, ConversationUpdate, Item, ItemsCreate
 from server.deps import StoreDep
 from server.errors import APIError
+from server.history.items import ConversationCreate, ConversationUpdate, Item, ItemsCreate
 from server.protocol import ErrorResponse, new_id
 
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"], responses={404: {"model": ErrorResponse}})

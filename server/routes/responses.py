@@ -12,18 +12,18 @@ from fastapi.responses import JSONResponse
 from jinja2 import TemplateError
 
 from model_prep.format import Message
-from server.admission import AdmissionDep
 from server.auth import UserDep
-from server.conversation_protocol import ResponseRequest
 from server.deps import EngineDep, SettingsDep, StoreDep, get_store
-from server.engine import ChatEngine
+from server.engine.admission import AdmissionDep
+from server.engine.generation import resolve_model, start_generation
+from server.engine.streaming import sse_response, until_disconnect
+from server.engine.wrapper import ChatEngine
 from server.errors import APIError
-from server.generation import resolve_model, start_generation
-from server.history import DROPPED_TURNS_HEADER, fit_prompt, reserve_for_output, stored_items, template_messages
+from server.history.items import ResponseRequest
+from server.history.prompt import DROPPED_TURNS_HEADER, fit_prompt, reserve_for_output, stored_items, template_messages
+from server.history.turns import Turn
 from server.protocol import ErrorResponse
 from server.routes.conversations import page
-from server.streaming import sse_response, until_disconnect
-from server.turns import Turn
 
 ROUTE = "/v1/responses"
 router = APIRouter(tags=["responses"], responses={400: {"model": ErrorResponse}, 404: {"model": ErrorResponse}})

@@ -13,8 +13,8 @@ from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 from vllm.v1.engine.exceptions import EngineDeadError
 
 from server import metrics
-from server.admission import Admission
-from server.engine import ChatEngine
+from server.engine.admission import Admission
+from server.engine.wrapper import ChatEngine
 from server.errors import APIError
 from server.protocol import ResponseFormat, SamplingFields, new_id
 

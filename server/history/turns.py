@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from server.conversation_protocol import Item, message_item
+from server.engine.generation import ChoiceDelta, Generation
 from server.errors import APIError
-from server.generation import ChoiceDelta, Generation
-from server.history_store import HistoryStore
+from server.history.items import Item, message_item
+from server.history.store import HistoryStore
 from server.protocol import new_id
 
 log = logging.getLogger(__name__)

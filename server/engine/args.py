@@ -1,21 +1,16 @@
-"""The vLLM engine in process: its arguments (all of vLLM's flags), CPU defaults, and a thin async wrapper."""
+"""The vLLM engine's arguments: all of vLLM's flags, LIMA_ENGINE_ARGS, and the CPU defaults (dtype from the
+CPU's flags, KV cache size, thread binding)."""
 
 import argparse
 import dataclasses
 import logging
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from vllm import SamplingParams
 from vllm.engine.arg_utils import AsyncEngineArgs
-from vllm.inputs import tokens_input
-from vllm.outputs import RequestOutput
 from vllm.utils.argparse_utils import FlexibleArgumentParser
-from vllm.v1.engine.async_llm import AsyncLLM
-
-from model_prep.format import Message, chat_token_ids
 
 log = logging.getLogger(__name__)
 
@@ -125,43 +120,3 @@ def build_engine_args(
         kwargs = apply_cpu_defaults(kwargs, cpu_kv_cache_bytes)
     kwargs.setdefault("served_model_name", Path(model).name)
     return AsyncEngineArgs(**kwargs)
-
-
-class ChatEngine:
-    """What the routes need from vLLM: names, limits, default sampling, prompt rendering, generate, abort."""
-
-    def __init__(self, engine_args: AsyncEngineArgs) -> None:
-        self.engine = AsyncLLM.from_engine_args(engine_args)
-        model_config = self.engine.model_config
-        names = engine_args.served_model_name or model_config.model
-        self.model_names: list[str] = [names] if isinstance(names, str) else list(names)
-        self.max_model_len: int = model_config.max_model_len
-        # The model's generation config (LIMA's decoding for model_prep checkpoints), as SamplingParams fields.
-        self.default_sampling: dict[str, Any] = model_config.get_diff_sampling_param()
-        self.tokenizer = self.engine.get_tokenizer()
-        self.max_num_seqs: int = self.engine.vllm_config.scheduler_config.max_num_seqs
-
-    @property
-    def model_name(self) -> str:
-        return self.model_names[0]
-
-    @property
-    def is_healthy(self) -> bool:
-        return not self.engine.errored
-
-    def chat_prompt_ids(self, messages: Sequence[Message]) -> list[int]:
-        return chat_token_ids(self.tokenizer, messages)
-
-    def text_prompt_ids(self, text: str) -> list[int]:
-        return self.tokenizer.encode(text)
-
-    def generate(
-        self, prompt_ids: list[int], params: SamplingParams, request_id: str
-    ) -> AsyncIterator[RequestOutput]:
-        return self.engine.generate(tokens_input(prompt_ids), params, request_id)
-
-    async def abort(self, request_id: str) -> None:
-        await self.engine.abort(request_id)
-
-    def shutdown(self) -> None:
-        self.engine.shutdown()

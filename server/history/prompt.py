@@ -9,10 +9,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from model_prep.format import Message
-from server.conversation_protocol import Item
-from server.engine import ChatEngine
+from server.engine.wrapper import ChatEngine
 from server.errors import APIError
-from server.history_store import HistoryStore, item_text
+from server.history.items import Item
+from server.history.store import HistoryStore, item_text
 
 INSTRUCTION_ROLES = ("system", "developer")
 # Set on stateful replies: how many of the oldest turns were left out of the prompt to fit the context.

@@ -1,0 +1,1 @@
+"""Conversation history: the Redis store (and the embedded Redis), stored items, prompt fitting, turns."""
