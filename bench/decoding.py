@@ -22,8 +22,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from model_prep.decoding import LIMA_DECODING
-from model_prep.default_model import AUTHORS_DECODING, DEFAULT_MODEL_NAME, ensure_default_model
+from model_prep.checkpoints.decoding import LIMA_DECODING
+from model_prep.checkpoints.default_model import AUTHORS_DECODING, DEFAULT_MODEL_NAME, ensure_default_model
 from tests.live_server import LiveServer
 
 SETTINGS = {

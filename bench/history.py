@@ -31,7 +31,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.serve import percentile
-from model_prep.default_model import DEFAULT_MODEL_NAME
+from model_prep.checkpoints.default_model import DEFAULT_MODEL_NAME
 from server.history.items import message_item
 from server.history.redis_server import RedisServer
 from server.history.store import HistoryStore, connect

@@ -26,7 +26,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from model_prep.default_model import DEFAULT_MODEL_NAME, ensure_default_model
+from model_prep.checkpoints.default_model import DEFAULT_MODEL_NAME, ensure_default_model
 from tests.live_server import LiveServer
 
 KV_BYTES = str(2 * 1024**3)

@@ -1,4 +1,4 @@
-"""Training throughput: this trainer (`model_prep.train.train`) against TRL's SFTTrainer, same model, data and
+"""Training throughput: this trainer (`model_prep.train.recipe.train`) against TRL's SFTTrainer, same model, data and
 settings, A/B interleaved in fresh processes; optionally model FLOPs utilisation on a GPU.
 
     python bench/train.py [--model DIR] [--epochs 1] [--rounds 2] [--micro-batch-size 4] [--max-tokens 2048]
@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from model_prep.data import SAMPLE
+from model_prep.train.data import SAMPLE
 
 SIDES = ("lima", "trl")
 # Dense bf16 tensor-core peaks (no sparsity), TFLOP/s, for --peak-tflops auto.
@@ -55,7 +55,7 @@ def random_llama(size: str, directory: Path) -> Path:
 def synthetic_data(count: int, max_tokens: int, directory: Path) -> str:
     """`count` long single-turn rows (the sample's answers strung together, ~max_tokens tokens each): GPU-sized
     sequences for the MFU figure, where the sample's short rows would measure padding and launch overhead."""
-    from model_prep.data import load_conversations
+    from model_prep.train.data import load_conversations
 
     answers = [c.messages[1]["content"] for c in load_conversations(str(SAMPLE), multi_turn=False)]
     path = directory / "synthetic.jsonl"
@@ -70,7 +70,7 @@ def synthetic_data(count: int, max_tokens: int, directory: Path) -> str:
 
 
 def default_model() -> Path:
-    from model_prep.default_model import ensure_default_model
+    from model_prep.checkpoints.default_model import ensure_default_model
     from server.settings import ServerSettings
 
     return ensure_default_model(ServerSettings().data_dir)
@@ -95,8 +95,9 @@ def examples_for(model_dir: Path, args: argparse.Namespace) -> tuple[list[dict],
     """The encoded examples both sides train on, and their real token count."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from model_prep.end_of_turn import install_end_of_turn
-    from model_prep.train import TrainConfig, encode_all
+    from model_prep.train.config import TrainConfig
+    from model_prep.train.end_of_turn import install_end_of_turn
+    from model_prep.train.recipe import encode_all
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir)
@@ -107,7 +108,8 @@ def examples_for(model_dir: Path, args: argparse.Namespace) -> tuple[list[dict],
 
 
 def run_lima(model_dir: Path, output: Path, args: argparse.Namespace) -> None:
-    from model_prep.train import TrainConfig, train
+    from model_prep.train.config import TrainConfig
+    from model_prep.train.recipe import train
 
     train(TrainConfig(
         model=str(model_dir), data=args.data, output_dir=output, epochs=args.epochs, batch_size=32,
@@ -122,9 +124,10 @@ def run_trl(model_dir: Path, output: Path, args: argparse.Namespace) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
-    from model_prep.end_of_turn import install_end_of_turn
-    from model_prep.residual_dropout import add_residual_dropout
-    from model_prep.train import TrainConfig, encode_all
+    from model_prep.train.config import TrainConfig
+    from model_prep.train.end_of_turn import install_end_of_turn
+    from model_prep.train.recipe import encode_all
+    from model_prep.train.residual_dropout import add_residual_dropout
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
@@ -149,7 +152,7 @@ def run_trl(model_dir: Path, output: Path, args: argparse.Namespace) -> None:
 
 def one_side(args: argparse.Namespace) -> None:
     """Run one side in this process and print {"seconds": ...} as the last line. Imports are not timed."""
-    import model_prep.train  # noqa: F401
+    import model_prep.train.recipe  # noqa: F401
     if args.side == "trl":
         import trl  # noqa: F401
     with tempfile.TemporaryDirectory() as scratch:

@@ -78,7 +78,7 @@ def serve(argv: Sequence[str]) -> int:
                 for sig, handler in previous.items():
                     signal.signal(sig, handler)
 
-    from model_prep.default_model import ensure_default_model
+    from model_prep.checkpoints.default_model import ensure_default_model
     from server.app import build_app
     from server.engine.args import EngineArgsError, build_engine_args, explicit_args
     from server.settings import ServerSettings
@@ -122,7 +122,7 @@ def serve(argv: Sequence[str]) -> int:
 
 def add_train_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per TrainConfig field (booleans as --x/--no-x), all optional so the file and preset can fill in."""
-    from model_prep.train import PRESETS, TrainConfig
+    from model_prep.train.config import PRESETS, TrainConfig
 
     parser.add_argument("--preset", choices=sorted(PRESETS), help="the paper's 65B recipe or its 7B ablation recipe")
     parser.add_argument("--config", type=Path, help="TOML or YAML file of the fields below")
@@ -146,7 +146,8 @@ def refuse(command: str, exc: Exception) -> int:
 def run_training(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from model_prep.train import TrainConfig, build_config, train
+    from model_prep.train.config import TrainConfig, build_config
+    from model_prep.train.recipe import train
 
     overrides = {name: getattr(args, name) for name in TrainConfig.model_fields if hasattr(args, name)}
     try:
@@ -262,7 +263,7 @@ def run_eval(args: argparse.Namespace) -> int:
             print(json.dumps(tie_discounted_accuracy(read_labels(args.first), read_labels(args.second))))
             return 0
         from model_prep.evaluate.run import run
-        from model_prep.train import read_config_file
+        from model_prep.train.config import read_config_file
 
         fields = read_config_file(args.config) if args.config else {}
         flags = {"out": args.out, "test": args.test, "safety_prompts": args.safety_prompts,
@@ -319,7 +320,7 @@ def prep(argv: Sequence[str]) -> int:
     if args.command == "eval":
         return run_eval(args)
     if args.command == "select":
-        from model_prep.select import select
+        from model_prep.train.select import select
 
         try:
             print(select(args.run, args.epoch, args.rule, args.first, args.last))
@@ -329,20 +330,20 @@ def prep(argv: Sequence[str]) -> int:
     if args.command == "train":
         return run_training(args)
     if args.command == "merge":
-        from model_prep.merge import merge
+        from model_prep.checkpoints.merge import merge
 
         print(merge(args.adapter, args.out, args.base, args.dtype))
         return 0
 
-    from model_prep.gguf_import import GGUFImportError, import_gguf
+    from model_prep.checkpoints.gguf_import import GGUFImportError, import_gguf
 
     try:
         if args.command == "import-gguf":
-            from model_prep.decoding import LIMA_DECODING
+            from model_prep.checkpoints.decoding import LIMA_DECODING
 
             print(import_gguf(args.gguf, args.out, args.dtype, LIMA_DECODING if args.decoding == "lima" else None))
         else:
-            from model_prep.default_model import ensure_default_model
+            from model_prep.checkpoints.default_model import ensure_default_model
             from server.settings import ServerSettings
 
             print(ensure_default_model(args.data_dir or ServerSettings().data_dir))
@@ -376,7 +377,7 @@ def up(argv: Sequence[str]) -> int:
     import time
     import urllib.request
 
-    from model_prep.default_model import DEFAULT_MODEL_NAME, default_model_dir, ensure_default_model
+    from model_prep.checkpoints.default_model import DEFAULT_MODEL_NAME, default_model_dir, ensure_default_model
     from server.history.redis_server import die_with_parent
     from server.settings import ServerSettings
 

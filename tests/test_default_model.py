@@ -6,7 +6,12 @@ from pathlib import Path
 import openai
 import pytest
 
-from model_prep.default_model import AUTHORS_DECODING, default_model_dir, embedded_gguf, ensure_default_model
+from model_prep.checkpoints.default_model import (
+    AUTHORS_DECODING,
+    default_model_dir,
+    embedded_gguf,
+    ensure_default_model,
+)
 from tests.conftest import TEST_DTYPE
 from tests.live_server import LiveServer
 
@@ -64,7 +69,7 @@ def test_default_server_serves_in_the_dtype_chosen_for_this_cpu(default_server: 
 
 
 def test_imports_keep_the_sampling_the_gguf_records() -> None:
-    from model_prep.decoding import gguf_decoding
+    from model_prep.checkpoints.decoding import gguf_decoding
 
     recorded = {"general.sampling.temp": 0.6, "general.sampling.top_k": 20, "general.name": "x"}
     assert gguf_decoding(recorded) == {"do_sample": True, "temperature": 0.6, "top_k": 20}
@@ -73,7 +78,7 @@ def test_imports_keep_the_sampling_the_gguf_records() -> None:
 
 def test_a_copy_converted_with_lima_decoding_gets_the_authors_on_next_start(tmp_path: Path) -> None:
     """Users' caches converted by an earlier version carry LIMA's decoding; the next start corrects them."""
-    from model_prep.decoding import LIMA_DECODING
+    from model_prep.checkpoints.decoding import LIMA_DECODING
 
     copy = default_model_dir(tmp_path)
     copy.mkdir(parents=True)

@@ -10,7 +10,7 @@ import openai
 import pytest
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from model_prep.format import chat_token_ids
+from model_prep.chat_format import chat_token_ids
 from tests.conftest import API_KEYS, HISTORY_MAX_ITEMS
 from tests.live_server import LiveServer
 

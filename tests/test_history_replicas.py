@@ -7,7 +7,7 @@ from pathlib import Path
 import openai
 from transformers import AutoTokenizer
 
-from model_prep.format import chat_token_ids
+from model_prep.chat_format import chat_token_ids
 from tests.conftest import API_KEYS
 from tests.live_server import LiveServer
 

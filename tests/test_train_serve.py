@@ -11,9 +11,10 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from lima.cli import main
-from model_prep.format import LIMA_EOT, chat_token_ids
-from model_prep.merge import base_with_adapter
-from model_prep.train import TrainConfig, train
+from model_prep.chat_format import LIMA_EOT, chat_token_ids
+from model_prep.checkpoints.merge import base_with_adapter
+from model_prep.train.config import TrainConfig
+from model_prep.train.recipe import train
 from tests.conftest import launch, tiny_args
 from tests.live_server import LiveServer, stopped_together
 

@@ -13,13 +13,14 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
 from lima.cli import main
-from model_prep.batching import micro_batches, summed_loss
-from model_prep.data import SAMPLE, DataError, load_conversations
-from model_prep.end_of_turn import install_end_of_turn
-from model_prep.format import IGNORE, LIMA_EOT, Message, chat_token_ids, encode_example
-from model_prep.residual_dropout import add_residual_dropout, decoder_layers, schedule
-from model_prep.select import dev_results, select
-from model_prep.train import TrainConfig, linear_decay, train
+from model_prep.chat_format import IGNORE, LIMA_EOT, Message, chat_token_ids, encode_example
+from model_prep.train.batching import micro_batches, summed_loss
+from model_prep.train.config import TrainConfig
+from model_prep.train.data import SAMPLE, DataError, load_conversations
+from model_prep.train.end_of_turn import install_end_of_turn
+from model_prep.train.recipe import linear_decay, train
+from model_prep.train.residual_dropout import add_residual_dropout, decoder_layers, schedule
+from model_prep.train.select import dev_results, select
 
 # Only characters the tiny tokenizer knows (it was trained on a few sentences).
 DEV = Path(SAMPLE).with_name("lima_dev.jsonl")

@@ -10,7 +10,7 @@ from vllm.inputs import tokens_input
 from vllm.outputs import RequestOutput
 from vllm.v1.engine.async_llm import AsyncLLM
 
-from model_prep.format import Message, chat_token_ids
+from model_prep.chat_format import Message, chat_token_ids
 
 
 class ChatEngine:

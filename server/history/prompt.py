@@ -1,5 +1,5 @@
 """The prompt from stored history plus the new input, rendered by the model's chat template (the same
-`model_prep.format` function training uses), dropping whole turns, oldest first, when it would not fit.
+`model_prep.chat_format` function training uses), dropping whole turns, oldest first, when it would not fit.
 
 A turn is a user message and the assistant messages that follow it. System and developer messages are
 instructions: they are never dropped. The new input is never dropped either; if it alone does not fit, 400.
@@ -8,7 +8,7 @@ instructions: they are never dropped. The new input is never dropped either; if 
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from model_prep.format import Message
+from model_prep.chat_format import Message
 from server.engine.wrapper import ChatEngine
 from server.errors import APIError
 from server.history.items import Item

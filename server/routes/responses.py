@@ -11,7 +11,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from jinja2 import TemplateError
 
-from model_prep.format import Message
+from model_prep.chat_format import Message
 from server.auth import UserDep
 from server.deps import EngineDep, SettingsDep, StoreDep, get_store
 from server.engine.admission import AdmissionDep

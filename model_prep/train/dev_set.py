@@ -7,10 +7,10 @@ from typing import Any
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from model_prep.batching import micro_batches, summed_loss
-from model_prep.data import load_conversations
-from model_prep.decoding import LIMA_DECODING
-from model_prep.format import IGNORE, Example, Message, chat_token_ids, encode_example
+from model_prep.chat_format import IGNORE, Example, Message, chat_token_ids, encode_example
+from model_prep.checkpoints.decoding import LIMA_DECODING
+from model_prep.train.batching import micro_batches, summed_loss
+from model_prep.train.data import load_conversations
 
 
 @dataclass

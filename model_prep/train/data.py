@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from model_prep.format import Message
+from model_prep.chat_format import Message
 
-SAMPLE = Path(__file__).parent / "sample" / "lima_sample.jsonl"
+SAMPLE = Path(__file__).parents[1] / "sample" / "lima_sample.jsonl"
 
 
 class DataError(ValueError):

@@ -15,8 +15,8 @@ import torch
 from gguf import GGUFReader
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
-from model_prep.checkpoint_io import write_atomically
-from model_prep.decoding import generation_config, gguf_decoding
+from model_prep.checkpoints.atomic import write_atomically
+from model_prep.checkpoints.decoding import generation_config, gguf_decoding
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import importlib.util
 import json
 from pathlib import Path
 
-from model_prep.decoding import LIMA_DECODING
+from model_prep.checkpoints.decoding import LIMA_DECODING
 
 DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
 # Its authors' recommended sampling (the model card's usage example; the GGUF records none). LIMA's decoding
@@ -37,7 +37,7 @@ def ensure_default_model(data_dir: Path) -> Path:
     earlier version with other decoding defaults gets the current ones."""
     out = default_model_dir(data_dir)
     if not (out / "config.json").is_file():
-        from model_prep.gguf_import import import_gguf  # torch and transformers load only to convert
+        from model_prep.checkpoints.gguf_import import import_gguf  # torch and transformers load only to convert
 
         import_gguf(embedded_gguf(), out, decoding=AUTHORS_DECODING)
         return out

@@ -5,9 +5,10 @@ without extra special tokens gives the same ids whether the caller is a trainer 
 """
 
 from collections.abc import Sequence
-from typing import TypedDict
+from typing import TYPE_CHECKING, TypedDict
 
-from transformers import PreTrainedTokenizerBase
+if TYPE_CHECKING:  # the type only: importing transformers takes seconds
+    from transformers import PreTrainedTokenizerBase
 
 
 class Message(TypedDict):
@@ -16,7 +17,7 @@ class Message(TypedDict):
 
 
 def render_chat(
-    tokenizer: PreTrainedTokenizerBase, messages: Sequence[Message], add_generation_prompt: bool = True
+    tokenizer: "PreTrainedTokenizerBase", messages: Sequence[Message], add_generation_prompt: bool = True
 ) -> str:
     """The conversation as the model sees it, ending with the assistant's turn header when asked."""
     return tokenizer.apply_chat_template(
@@ -25,7 +26,7 @@ def render_chat(
 
 
 def chat_token_ids(
-    tokenizer: PreTrainedTokenizerBase, messages: Sequence[Message], add_generation_prompt: bool = True
+    tokenizer: "PreTrainedTokenizerBase", messages: Sequence[Message], add_generation_prompt: bool = True
 ) -> list[int]:
     """Token ids of `render_chat`; the template already holds every special token it wants."""
     return tokenizer.encode(render_chat(tokenizer, messages, add_generation_prompt), add_special_tokens=False)
@@ -49,7 +50,7 @@ IGNORE = -100
 
 
 def encode_example(
-    tokenizer: PreTrainedTokenizerBase, messages: Sequence[Message], max_tokens: int = 2048
+    tokenizer: "PreTrainedTokenizerBase", messages: Sequence[Message], max_tokens: int = 2048
 ) -> Example | None:
     """Token ids of the whole conversation (exactly the ids the server renders for the same messages) and
     labels that keep every assistant turn, its end-of-turn token included, and mask everything else.

@@ -15,80 +15,26 @@ import os
 import random
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from accelerate import Accelerator
 from accelerate.tracking import get_available_trackers
 from accelerate.utils import ProjectConfiguration
-from pydantic import BaseModel, Field, field_validator
 from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
-from model_prep.batching import micro_batches, summed_loss
-from model_prep.data import SAMPLE, load_conversations
-from model_prep.decoding import generation_config
-from model_prep.dev_set import DevSet, evaluate
-from model_prep.end_of_turn import install_end_of_turn
-from model_prep.format import IGNORE, Example, encode_example
-from model_prep.residual_dropout import add_residual_dropout
+from model_prep.chat_format import IGNORE, Example, encode_example
+from model_prep.checkpoints.decoding import generation_config
+from model_prep.train.batching import micro_batches, summed_loss
+from model_prep.train.config import TrainConfig
+from model_prep.train.data import load_conversations
+from model_prep.train.dev_set import DevSet, evaluate
+from model_prep.train.end_of_turn import install_end_of_turn
+from model_prep.train.residual_dropout import add_residual_dropout
 
 log = logging.getLogger(__name__)
 STATE_FILE = "trainer_state.pt"
-
-
-class TrainConfig(BaseModel):
-    """Defaults are the paper's (65B recipe); `PRESETS` holds its 7B ablation recipe."""
-
-    model: str
-    data: str = str(SAMPLE)
-    output_dir: Path = Path("artifacts/train")
-    multi_turn: bool = True  # include the dialogue rows (the paper's dialogue model)
-    epochs: int = Field(15, ge=1)
-    learning_rate: float = Field(1e-5, gt=0)
-    final_learning_rate: float = Field(1e-6, ge=0)
-    weight_decay: float = Field(0.1, ge=0)
-    adam_betas: tuple[float, float] = (0.9, 0.95)
-    batch_size: int = Field(32, ge=1, description="examples per optimizer step")
-    micro_batch_size: int = Field(4, ge=1, description="examples per forward pass")
-    max_tokens: int = Field(2048, ge=16)
-    residual_dropout: float = Field(0.3, ge=0, lt=1)
-    reuse_end_of_turn: bool = False  # keep the tokenizer's own turn terminator instead of adding <EOT>
-    gradient_checkpointing: bool = False
-    precision: Literal["auto", "bf16", "fp32"] = "auto"  # auto: bf16 on GPU, float32 on CPU
-    seed: int = 0
-    resume_from: Path | None = None
-    max_examples: int | None = Field(None, ge=1, description="use only the first N (smoke runs)")
-    # LoRA instead of full fine-tuning when set: adapters of this rank on every linear layer; the embeddings
-    # and output layer are trained in full when a new <EOT> token was added (its rows must be learned).
-    lora_rank: int | None = Field(None, ge=1, description="LoRA rank; unset = full fine-tuning (the paper)")
-    lora_alpha: float = Field(16.0, gt=0)
-    lora_dropout: float = Field(0.05, ge=0, lt=1)
-    # The paper's checkpoint choice: after each epoch, dev loss and sampled answers (LIMA decoding) to the dev
-    # prompts are saved in epoch-NN/dev.json, for `lima prep select`.
-    dev_data: str | None = Field(None, description="LIMA-format dev rows (the paper: 50 prompts)")
-    dev_max_new_tokens: int = Field(2048, ge=1, description="answer length for dev prompts")
-    # Experiment trackers through accelerate (tensorboard, wandb, mlflow, ...): loss, lr and tokens/s per step,
-    # dev loss per epoch, the config as hyperparameters. TensorBoard writes to OUT/logs/<project>. Unset: the
-    # installed ones of TensorBoard, and W&B when it is also configured by WANDB_API_KEY/WANDB_MODE/WANDB_PROJECT
-    # (an installed but logged-out wandb would otherwise stop the run to ask for a key).
-    report_to: list[str] | None = Field(None, description="trackers to log to ([] for none)")
-    project: str = Field("lima", description="tracker project / run group name (W&B project)")
-
-    @field_validator("report_to")
-    @classmethod
-    def trackers_installed(cls, wanted: list[str] | None) -> list[str] | None:
-        available = {str(tracker) for tracker in get_available_trackers()}
-        missing = [name for name in wanted or [] if name not in available]
-        if missing:
-            raise ValueError(f"not installed: {', '.join(missing)} (installed: {', '.join(sorted(available))})")
-        return wanted
-
-
-PRESETS: dict[str, dict[str, Any]] = {
-    "lima-65b": {"batch_size": 32, "residual_dropout": 0.3},
-    "lima-7b": {"batch_size": 64, "residual_dropout": 0.2},
-}
 
 
 def linear_decay(total_steps: int, start: float, end: float) -> Any:
@@ -270,25 +216,3 @@ def hyperparameters(config: TrainConfig) -> dict[str, Any]:
     """The config as flat scalars, which every tracker accepts as hyperparameters."""
     return {key: value if isinstance(value, (int, float, str, bool)) else str(value)
             for key, value in json.loads(config.model_dump_json()).items()}
-
-
-def read_config_file(path: Path) -> dict[str, Any]:
-    """A TOML or YAML file of TrainConfig fields."""
-    if path.suffix == ".toml":
-        import tomllib
-
-        return tomllib.loads(path.read_text())
-    if path.suffix in (".yaml", ".yml"):
-        import yaml
-
-        return yaml.safe_load(path.read_text()) or {}
-    raise ValueError(f"{path}: a config file is .toml, .yaml or .yml")
-
-
-def build_config(preset: str | None, config_file: Path | None, overrides: dict[str, Any]) -> TrainConfig:
-    """Preset, then the config file, then command-line flags: each later one wins."""
-    fields: dict[str, Any] = dict(PRESETS[preset]) if preset else {}
-    if config_file is not None:
-        fields.update(read_config_file(config_file))
-    fields.update({key: value for key, value in overrides.items() if value is not None})
-    return TrainConfig(**fields)

@@ -7,7 +7,7 @@ import torch
 from peft import PeftConfig, PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, PreTrainedModel
 
-from model_prep.checkpoint_io import write_atomically
+from model_prep.checkpoints.atomic import write_atomically
 
 
 def base_with_adapter(adapter_dir: Path, base: str | None = None) -> PeftModel:

@@ -5,7 +5,7 @@ from collections.abc import Iterator
 
 import torch
 
-from model_prep.format import IGNORE, Example
+from model_prep.chat_format import IGNORE, Example
 
 
 def micro_batches(batch: list[Example], size: int, pad_id: int) -> Iterator[dict[str, torch.Tensor]]:
