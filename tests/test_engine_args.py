@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from lima.cli import serve_parser
+from lima.cli.serve import serve_parser
 from server.engine.args import (
     EngineArgsError,
     apply_cpu_defaults,
