@@ -1,10 +1,29 @@
-"""Server settings: environment (LIMA_*), then `lima serve` flags on top. vLLM's own flags live in engine.py."""
+"""Server settings, declared once: environment (LIMA_*), then `lima serve` flags on top. vLLM's own flags live
+in engine/args.py.
+
+Each field's description, flag and shown default are here; `lima serve`'s flags are made from them
+(`add_flags`), and so is the README's table (`python -m server.settings` prints it; a test keeps the two equal).
+"""
 
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import AliasChoices, Field
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+GROUPS = {"server": "server (defaults from LIMA_* environment variables)", "history": "conversation store and users",
+          "limits": "load limits and shutdown"}
+
+
+def setting(default: Any = None, description: str = "", *, flag: str | None = "", group: str = "server",
+            shown: str | None = None, env: tuple[str, ...] = (), **field: Any) -> Any:
+    """A field with what the CLI and the README show: `flag` ("" = from the name, None = environment only), its
+    flag group, the default as shown (`shown`) and the environment variable when it is not LIMA_<NAME>."""
+    if "default_factory" not in field:
+        field["default"] = default
+    return Field(description=description, json_schema_extra={"flag": flag, "group": group, "shown": shown, "env": env},
+                 **field)
 
 
 class ServerSettings(BaseSettings):
@@ -12,49 +31,104 @@ class ServerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LIMA_", extra="ignore", populate_by_name=True,
                                       env_ignore_empty=True)
 
-    host: str = "127.0.0.1"
-    port: int = Field(8000, ge=0, le=65535)
-    # Where the embedded default model is converted once and cached.
-    data_dir: Path = Field(default_factory=lambda: Path("~/.cache/lima").expanduser())  # HOME at start, not import
-    # Checkpoint directory to serve; empty means the embedded default (SmolLM2-135M-Instruct).
-    model: str | None = None
-    # Any of vLLM's engine arguments, as JSON: LIMA_ENGINE_ARGS='{"tensor_parallel_size": 2}'.
-    # Flags given to `lima serve` win over these.
-    engine_args: dict[str, Any] = Field(default_factory=dict)
-    # Bodies above this are refused with 413 before they are parsed.
-    max_request_bytes: int = Field(4 * 1024 * 1024, ge=1024)
-    # Upper bound on `n` (choices per request): each choice is a full generation.
-    max_choices: int = Field(16, ge=1)
-    # KV-cache size on the CPU backend when neither --kv-cache-memory-bytes nor --gpu-memory-utilization
-    # is given: vLLM's default share of a NUMA node fails on small machines.
-    cpu_kv_cache_bytes: int = Field(2 * 1024**3, ge=64 * 1024**2)
-    log_level: str = "info"
+    host: str = setting("127.0.0.1", "bind address")
+    port: int = setting(8000, "port", ge=0, le=65535)
+    model: str | None = setting(None, "checkpoint directory to serve", shown="embedded SmolLM2-135M-Instruct")
+    data_dir: Path = setting(description="where the default model is converted once (and the embedded Redis, "
+                             "the `lima up` logs)", shown="`~/.cache/lima`",
+                             default_factory=lambda: Path("~/.cache/lima").expanduser())  # HOME at start
+    max_request_bytes: int = setting(4 * 1024 * 1024, "larger bodies get 413 before parsing", shown="4 MiB", ge=1024)
+    max_choices: int = setting(16, "upper bound on `n` (each choice is a full generation)", ge=1)
+    # Not `log_level`: vLLM's own --log-level would share the flag's destination.
+    uvicorn_log_level: str = setting("info", "HTTP log level", env=("LIMA_LOG_LEVEL",),
+                                     validation_alias=AliasChoices("LIMA_LOG_LEVEL", "uvicorn_log_level"))
+    cpu_kv_cache_bytes: int = setting(
+        2 * 1024**3, "KV cache on the CPU backend when neither --kv-cache-memory-bytes nor "
+        "--gpu-memory-utilization is given (vLLM's default share of a NUMA node fails on small machines)",
+        flag=None, shown="2 GiB", ge=64 * 1024**2)
+    engine_args: dict[str, Any] = setting(
+        description="any of vLLM's engine arguments as JSON, e.g. `{\"max_model_len\": 4096}`; flags win",
+        flag=None, shown="vLLM's", default_factory=dict)
 
-    # Conversation store. REDIS_URL (redis://, rediss://, unix://, redis+sentinel://) names a shared server;
-    # without it an embedded redis-server runs in `redis_dir` (default DATA_DIR/redis) with append-only files.
-    redis_url: str | None = Field(None, validation_alias=AliasChoices("LIMA_REDIS_URL", "REDIS_URL", "redis_url"))
-    redis_dir: Path | None = None
-    # Append-only file fsync policy of the embedded server: `always` survives power loss, `everysec` a crash
-    # of the process (the default: a reply is only sent after the write reached the kernel).
-    redis_appendfsync: Literal["always", "everysec", "no"] = "everysec"
-    # Conversations and responses expire this long after their last write; 0 keeps them forever.
-    history_ttl_seconds: int = Field(30 * 24 * 3600, ge=0)
-    # Items per conversation; a turn that would pass it is refused (400), never silently trimmed.
-    history_max_items: int = Field(1000, ge=2, le=5000)
-    # API keys: user id -> key (or "sha256:<hex>" of the key). None configured = one local user, no auth.
-    api_keys: dict[str, str] = Field(default_factory=dict)
-    # A file of `user_id key` lines (same key forms, # comments), merged with api_keys.
-    api_keys_file: Path | None = None
-    # Back-pressure: generations in progress or queued beyond this get 503 + Retry-After at once.
-    # Unset: 4 x the engine's max_num_seqs (its batch), so a queue never holds more than ~3 batches' wait.
-    max_pending_requests: int | None = Field(None, ge=1)
-    # Per-user token bucket in Redis (all replicas share it): requests per minute and burst; unset = no limit.
-    rate_limit_per_minute: int | None = Field(None, ge=1)
-    rate_limit_burst: int | None = Field(None, ge=1)
-    # SIGTERM: stop accepting, let in-flight requests finish for up to this long, then abort what is left
-    # (a cut answer is stored as incomplete), flush, stop the engine and exit 0.
-    shutdown_timeout_seconds: float = Field(30.0, ge=0)
+    redis_url: str | None = setting(
+        None, "shared Redis: `redis://`, `rediss://`, `unix://`, `redis+sentinel://h1:26379,h2:26379/master[/db]`",
+        group="history", shown="embedded", env=("REDIS_URL", "LIMA_REDIS_URL"),
+        validation_alias=AliasChoices("LIMA_REDIS_URL", "REDIS_URL", "redis_url"))
+    redis_dir: Path | None = setting(None, "files of the embedded redis-server (socket, append-only file, log)",
+                                     group="history", shown="`DATA_DIR/redis`")
+    redis_appendfsync: Literal["always", "everysec", "no"] = setting(
+        "everysec", "embedded server's fsync policy: `always` survives power loss, `everysec` a crash of the "
+        "process", flag=None, group="history")
+    history_ttl_seconds: int = setting(30 * 24 * 3600, "conversations and responses expire this long after their "
+                                       "last write; 0 = never", group="history", shown="2592000 (30 days)", ge=0)
+    history_max_items: int = setting(1000, "items per conversation; a turn past it is refused (400), never trimmed",
+                                     group="history", ge=2, le=5000)
+    api_keys: dict[str, str] = setting(description='JSON `{"user_id": "key", ...}` (a key may be `sha256:<hex>`), '
+                                       "merged with the file; none = one local user, no auth", flag=None,
+                                       group="history", shown="none", default_factory=dict)
+    api_keys_file: Path | None = setting(None, "`user_id key` lines (`key` may be `sha256:<hex>`, # comments)",
+                                         group="history", shown="none")
+
+    max_pending_requests: int | None = setting(
+        None, "generations running or queued before 503 + Retry-After", group="limits",
+        shown="4 x max_num_seqs", ge=1)
+    rate_limit_per_minute: int | None = setting(None, "requests per user and minute, shared in Redis by all "
+                                                "replicas", group="limits", shown="none", ge=1)
+    rate_limit_burst: int | None = setting(None, "token bucket size", group="limits", shown="the per-minute rate",
+                                           ge=1)
+    shutdown_timeout_seconds: float = setting(
+        30.0, "on SIGTERM, how long in-flight requests may finish (then a cut answer is stored as incomplete)",
+        group="limits", ge=0)
 
     @property
     def embedded_redis_dir(self) -> Path:
         return self.redis_dir or self.data_dir / "redis"
+
+
+def extra(field: FieldInfo) -> dict[str, Any]:
+    return field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+
+
+def flag_of(name: str, field: FieldInfo) -> str | None:
+    declared = extra(field).get("flag", "")
+    return None if declared is None else declared or f"--{name.replace('_', '-')}"
+
+
+def flag_fields() -> dict[str, FieldInfo]:
+    """The settings that `lima serve` takes as flags (`model` is vLLM's own flag, given to the engine too)."""
+    return {name: field for name, field in ServerSettings.model_fields.items()
+            if flag_of(name, field) and name != "model"}
+
+
+def environment_names(name: str, field: FieldInfo) -> tuple[str, ...]:
+    return tuple(extra(field).get("env") or ()) or (f"LIMA_{name.upper()}",)
+
+
+def shown_default(field: FieldInfo) -> str:
+    return str(extra(field).get("shown") or field.default)
+
+
+def add_flags(parser: Any) -> dict[str, str]:
+    """`lima serve`'s own flags, in their groups, from the settings; returns {flag destination: setting name}."""
+    groups = {key: parser.add_argument_group(title) for key, title in GROUPS.items()}
+    for name, field in flag_fields().items():
+        kind = next((t for t in (int, float, Path) if t in getattr(field.annotation, "__args__", (field.annotation,))),
+                    str)
+        groups[extra(field).get("group", "server")].add_argument(
+            flag_of(name, field), dest=name, type=kind,
+            help=f"{field.description} ({' or '.join(environment_names(name, field))}; default {shown_default(field)})")
+    return {name: name for name in flag_fields()}
+
+
+def table() -> str:
+    """The README's table of settings: flag, environment variable, default, meaning."""
+    rows = ["| flag | environment | default | meaning |", "|---|---|---|---|"]
+    for name, field in ServerSettings.model_fields.items():
+        flag = flag_of(name, field)
+        names = " or ".join(f"`{env}`" for env in environment_names(name, field))
+        rows.append(f"| {f'`{flag}`' if flag else ''} | {names} | {shown_default(field)} | {field.description} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(table())
