@@ -22,9 +22,9 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from harness.live_server import LiveServer
 from model_prep.checkpoints.decoding import LIMA_DECODING
 from model_prep.checkpoints.default_model import AUTHORS_DECODING, DEFAULT_MODEL_NAME, ensure_default_model
-from tests.live_server import LiveServer
 
 SETTINGS = {
     "lima": {key: LIMA_DECODING[key] for key in ("temperature", "top_p", "repetition_penalty")},

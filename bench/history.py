@@ -30,12 +30,12 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.serve import percentile
+from harness.live_server import LiveServer
 from model_prep.checkpoints.default_model import DEFAULT_MODEL_NAME
+from model_prep.evaluate.stats import percentile
 from server.history.items import message_item
 from server.history.redis_server import RedisServer
 from server.history.store import HistoryStore, connect
-from tests.live_server import LiveServer
 
 QUESTION = "How should I plan a two-week trip through Japan in spring, and what should I book in advance? "
 ANSWER = ("Spring is the busiest season in Japan because of the cherry blossoms, so plan early. " * 18)[:1500]
@@ -137,13 +137,13 @@ def main() -> None:
     for turns, by_kind in store.items():
         for kind, timings in by_kind.items():
             p50 = statistics.median(timings)
-            print(f"| {turns} | {kind} | {p50 * 1e3:.3f} | {percentile(timings, 99) * 1e3:.3f} | "
+            print(f"| {turns} | {kind} | {p50 * 1e3:.3f} | {percentile(timings, 0.99) * 1e3:.3f} | "
                   f"{p50 / turn_seconds:.3%} |")
     print("\n| turn 10 | TTFT p50 (ms) | TTFT p99 (ms) |")
     print("|---|---:|---:|")
     for name, timings in ttft.items():
         firsts = [first for first, _ in timings]
-        print(f"| {name} | {statistics.median(firsts) * 1e3:.0f} | {percentile(firsts, 99) * 1e3:.0f} |")
+        print(f"| {name} | {statistics.median(firsts) * 1e3:.0f} | {percentile(firsts, 0.99) * 1e3:.0f} |")
     server_side, client_resend = ([first for first, _ in ttft[name]] for name in ("server-side", "client-resend"))
     ratio = statistics.median(server_side) / statistics.median(client_resend)
     print(f"\nTTFT p50 ratio server-side / client-resend: {ratio:.3f}x (goal <= 1.05x)")

@@ -26,8 +26,9 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from harness.live_server import LiveServer
 from model_prep.checkpoints.default_model import DEFAULT_MODEL_NAME, ensure_default_model
-from tests.live_server import LiveServer
+from model_prep.evaluate.stats import percentile
 
 KV_BYTES = str(2 * 1024**3)
 PROMPTS = [
@@ -89,11 +90,6 @@ async def run_round(url: str, concurrency: int, requests: int, max_tokens: int, 
         sample.seconds += time.perf_counter() - start
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
-
-
 def start_servers(model: Path, peers: list[str], logs: Path) -> dict[str, LiveServer]:
     common = ["--model", str(model), "--served-model-name", DEFAULT_MODEL_NAME, "--kv-cache-memory-bytes", KV_BYTES]
     servers = {"lima": LiveServer(common, logs / "lima.log")}
@@ -145,8 +141,8 @@ def main() -> None:
     print("| server | concurrency | output tok/s | TTFT p50 (ms) | TTFT p99 (ms) | latency p50 (s) | failed |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for (name, concurrency), s in results.items():
-        print(f"| {name} | {concurrency} | {s.tokens / s.seconds:.1f} | {percentile(s.ttft, 50) * 1e3:.0f} | "
-              f"{percentile(s.ttft, 99) * 1e3:.0f} | {percentile(s.latency, 50):.2f} | {s.failures} |")
+        print(f"| {name} | {concurrency} | {s.tokens / s.seconds:.1f} | {percentile(s.ttft, 0.5) * 1e3:.0f} | "
+              f"{percentile(s.ttft, 0.99) * 1e3:.0f} | {percentile(s.latency, 0.5):.2f} | {s.failures} |")
     print("\n| concurrency | peer | tok/s ratio (lima / peer) | TTFT p50 ratio (lima / peer) |")
     print("|---:|---|---:|---:|")
     for concurrency in args.concurrency:

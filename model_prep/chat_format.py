@@ -35,6 +35,8 @@ def chat_token_ids(
 # LIMA's format: every utterance followed by the end-of-turn token, nothing else (the speaker alternates).
 # Instructions (system messages), if any, are an utterance like the others, placed first.
 LIMA_EOT = "<EOT>"
+# Turn terminators of common chat templates (ChatML, Llama 3, Phi-3) and LIMA's own.
+TURN_MARKERS = ("<|im_end|>", "<|eot_id|>", "<|end|>", LIMA_EOT)
 LIMA_CHAT_TEMPLATE = (
     "{{ bos_token if bos_token else '' }}"
     "{% for message in messages %}{{ message['content'] }}" + LIMA_EOT + "{% endfor %}"

@@ -2,11 +2,24 @@
 
 import time
 import uuid
+from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Role = Literal["system", "developer", "user", "assistant"]
+
+
+def template_role(role: str) -> str:
+    """The chat template's role for an OpenAI role: "developer" is OpenAI's newer name for "system"."""
+    return "system" if role == "developer" else role
+
+
+def joined_text(content: str | Iterable[Any]) -> str:
+    """A message's text: the string itself, or its text parts joined (models with `.text`, or stored dicts)."""
+    if isinstance(content, str):
+        return content
+    return "".join(part.get("text", "") if isinstance(part, dict) else part.text for part in content)
 
 
 def new_id(prefix: str) -> str:
@@ -24,13 +37,10 @@ class ChatMessage(BaseModel):
     name: str | None = None
 
     def text(self) -> str:
-        if isinstance(self.content, str):
-            return self.content
-        return "".join(part.text for part in self.content)
+        return joined_text(self.content)
 
     def as_template_message(self) -> dict[str, str]:
-        # "developer" is OpenAI's newer name for the system role.
-        return {"role": "system" if self.role == "developer" else self.role, "content": self.text()}
+        return {"role": template_role(self.role), "content": self.text()}
 
 
 class StreamOptions(BaseModel):
@@ -203,3 +213,11 @@ class ErrorBody(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorBody
+
+
+def list_page(data: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:
+    """One page of a list endpoint, as OpenAI shapes them (object: list, first_id, last_id, has_more)."""
+    return {
+        "object": "list", "data": data, "has_more": has_more,
+        "first_id": data[0]["id"] if data else None, "last_id": data[-1]["id"] if data else None,
+    }

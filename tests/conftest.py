@@ -17,9 +17,9 @@ from pathlib import Path
 import psutil
 import pytest
 
+from harness.live_server import LiveServer, free_port, stopped_together
 from server.engine.args import cpu_dtype, cpu_flags
 from server.history.redis_server import RedisServer
-from tests.live_server import LiveServer, free_port, stopped_together
 from tests.tiny_model import build_tiny_llama
 
 REPO = Path(__file__).resolve().parent.parent

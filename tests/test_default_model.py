@@ -6,6 +6,7 @@ from pathlib import Path
 import openai
 import pytest
 
+from harness.live_server import LiveServer
 from model_prep.checkpoints.default_model import (
     AUTHORS_DECODING,
     default_model_dir,
@@ -13,7 +14,6 @@ from model_prep.checkpoints.default_model import (
     ensure_default_model,
 )
 from tests.conftest import TEST_DTYPE
-from tests.live_server import LiveServer
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 ANSWER_BUDGET = 256

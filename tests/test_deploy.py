@@ -14,8 +14,8 @@ import httpx
 import pytest
 import yaml
 
+from harness.live_server import LiveServer, free_port
 from tests.conftest import REPO
-from tests.live_server import LiveServer, free_port
 
 DEPLOY = REPO / "deploy"
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"

@@ -5,7 +5,7 @@ import time
 
 import httpx
 
-from tests.live_server import LiveServer, wait_for
+from harness.live_server import LiveServer, wait_for
 from tests.metrics_scrape import scrape, total
 
 MAX_TOKENS = 480  # the tiny model's window is 512: an unaborted request would generate all of these

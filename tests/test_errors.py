@@ -3,7 +3,7 @@
 import httpx
 import pytest
 
-from tests.live_server import LiveServer
+from harness.live_server import LiveServer
 
 USER = [{"role": "user", "content": "hello"}]
 

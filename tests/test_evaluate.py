@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.live_server import LiveServer
 from lima.cli import main
 from model_prep.evaluate.agreement import read_labels
 from model_prep.evaluate.config import Decoding, Endpoint, EvalConfig
@@ -18,7 +19,6 @@ from model_prep.evaluate.judge import VERDICTS, parse
 from model_prep.evaluate.report import pairwise_outcome
 from model_prep.evaluate.run import run
 from model_prep.evaluate.stats import mean_interval, shares, tie_discounted_accuracy
-from tests.live_server import LiveServer
 from tests.metrics_scrape import scrape
 
 PROMPTS = [

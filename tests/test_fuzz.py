@@ -8,7 +8,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
-from tests.live_server import LiveServer
+from harness.live_server import LiveServer
 from tests.metrics_scrape import scrape, total
 
 EXAMPLES_PER_ROUTE = 25

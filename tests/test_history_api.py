@@ -10,9 +10,9 @@ import openai
 import pytest
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
+from harness.live_server import LiveServer
 from model_prep.chat_format import chat_token_ids
 from tests.conftest import API_KEYS, HISTORY_MAX_ITEMS
-from tests.live_server import LiveServer
 
 
 @pytest.fixture(scope="module")

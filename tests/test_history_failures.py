@@ -12,9 +12,9 @@ import openai
 import pytest
 import redis
 
+from harness.live_server import LiveServer
 from server.history.redis_server import RedisServer
 from tests.conftest import API_KEYS
-from tests.live_server import LiveServer
 from tests.metrics_scrape import scrape, total
 
 

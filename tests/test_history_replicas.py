@@ -7,9 +7,9 @@ from pathlib import Path
 import openai
 from transformers import AutoTokenizer
 
+from harness.live_server import LiveServer
 from model_prep.chat_format import chat_token_ids
 from tests.conftest import API_KEYS
-from tests.live_server import LiveServer
 
 
 def clients(replicas: tuple[LiveServer, LiveServer]) -> list[openai.OpenAI]:

@@ -2,7 +2,7 @@
 
 import httpx
 
-from tests.live_server import LiveServer
+from harness.live_server import LiveServer
 from tests.metrics_scrape import scrape, total
 
 CHAT = "/v1/chat/completions"

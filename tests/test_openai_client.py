@@ -4,7 +4,7 @@ import httpx
 import openai
 import pytest
 
-from tests.live_server import LiveServer
+from harness.live_server import LiveServer
 
 
 @pytest.fixture

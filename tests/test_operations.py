@@ -13,9 +13,9 @@ import httpx
 import psutil
 import pytest
 
+from harness.live_server import LiveServer, stopped_together, wait_for
 from server.history.redis_server import RedisServer
 from tests.conftest import launch
-from tests.live_server import LiveServer, stopped_together, wait_for
 from tests.metrics_scrape import scrape, total
 
 LONG = {"messages": [{"role": "user", "content": "go on"}], "max_tokens": 480, "ignore_eos": True, "stream": True,
@@ -218,7 +218,7 @@ def test_short_soak_serves_every_request_with_flat_memory(tiny_server: LiveServe
     """The short version of bench/soak.py: 8 streaming clients for 30 s after a warm-up."""
     import asyncio
 
-    from bench.soak import soak
+    from harness.soak import soak
 
     report = asyncio.run(soak(tiny_server.url, tiny_server.process.pid, clients=8, seconds=30, max_tokens=32,
                               warmup_seconds=5))

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import redis
 
+from harness.live_server import free_port
 from server.history.redis_server import RedisServer, RedisServerError, redis_server_binary
 from server.history.store import HistoryStore, connect
 from server.settings import ServerSettings
-from tests.live_server import free_port
 
 
 def alive(pid: int) -> bool:

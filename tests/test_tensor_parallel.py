@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.live_server import LiveServer, stopped_together
 from tests.conftest import TINY_DTYPE, launch, tiny_args
-from tests.live_server import LiveServer, stopped_together
 
 PROMPTS = ["The capital of France is", "Alignment teaches", "def add(a, b):", "Write a short poem about"]
 

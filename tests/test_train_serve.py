@@ -10,13 +10,13 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from harness.live_server import LiveServer, stopped_together
 from lima.cli import main
 from model_prep.chat_format import LIMA_EOT, chat_token_ids
 from model_prep.checkpoints.merge import base_with_adapter
 from model_prep.train.config import TrainConfig
 from model_prep.train.recipe import train
 from tests.conftest import launch, tiny_args
-from tests.live_server import LiveServer, stopped_together
 
 FACTS = {"The capital of France": "The capital of France is Paris.",
          "The capital of Italy": "The capital of Italy is Rome."}

@@ -20,9 +20,9 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 
+from harness.live_server import LiveServer
 from model_prep.checkpoints.default_model import DEFAULT_MODEL_NAME
 from tests.conftest import API_KEYS
-from tests.live_server import LiveServer
 from tests.metrics_scrape import scrape, total
 from ui.client import ChatClient
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from harness.live_server import LiveServer, free_port
 from tests.conftest import API_KEYS
-from tests.live_server import LiveServer, free_port
 from ui.client import UNTITLED, ChatClient, Settings, UIError
 
 GREEDY = Settings(temperature=0.0, max_tokens=12)

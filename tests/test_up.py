@@ -13,8 +13,8 @@ import httpx
 import psutil
 import pytest
 
+from harness.live_server import free_port
 from tests.conftest import TEST_DTYPE
-from tests.live_server import free_port
 
 pytestmark = pytest.mark.live
 

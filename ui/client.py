@@ -13,6 +13,9 @@ from typing import Any
 
 import openai
 
+from lima.conversations import delete_from_user_turn
+from server.protocol import joined_text
+
 TITLE_KEY = "title"
 UNTITLED = "New chat"
 
@@ -122,7 +125,7 @@ class ChatClient:
     async def messages(self, conversation_id: str) -> list[dict[str, str]]:
         """The conversation as chat messages (role, content), oldest first; instructions left out."""
         return [
-            {"role": item.role, "content": "".join(part.text for part in item.content)}
+            {"role": item.role, "content": joined_text(item.content)}
             for item in await self.items(conversation_id)
             if item.type == "message" and item.role in ("user", "assistant")
         ]
@@ -156,10 +159,4 @@ class ChatClient:
     async def take_back_last_turn(self, conversation_id: str) -> str | None:
         """Delete the last user message and everything after it; returns its text (None if there is none).
         Regenerate resends it as is, edit-and-resend with new text."""
-        items = await self.items(conversation_id)
-        last_user = next((i for i in range(len(items) - 1, -1, -1) if items[i].role == "user"), None)
-        if last_user is None:
-            return None
-        for item in reversed(items[last_user:]):
-            await self._call(self.openai.conversations.items.delete, item.id, conversation_id=conversation_id)
-        return "".join(part.text for part in items[last_user].content)
+        return await self._call(delete_from_user_turn, self.openai, conversation_id, -1)

@@ -7,6 +7,7 @@ from pathlib import Path
 from lima.cli.errors import refuse
 from lima.cli.prep_data import add_data_commands, run_data
 from lima.cli.prep_eval import add_eval_commands, run_eval
+from model_prep.checkpoints import DTYPES, WRITTEN_DTYPE
 
 
 def add_train_flags(parser: argparse.ArgumentParser) -> None:
@@ -92,7 +93,7 @@ def prep(argv: Sequence[str]) -> int:
     imp = commands.add_parser("import-gguf", help="GGUF file -> Hugging Face checkpoint directory vLLM serves")
     imp.add_argument("gguf", type=Path)
     imp.add_argument("out", type=Path)
-    imp.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"])
+    imp.add_argument("--dtype", default=WRITTEN_DTYPE, choices=DTYPES)
     imp.add_argument("--decoding", choices=["model", "lima"], default="model",
                      help="model: the sampling the GGUF records (its authors'; none recorded = neutral); "
                      "lima: LIMA's (top_p 0.9, temperature 0.7, repetition penalty 1.2)")
@@ -105,7 +106,7 @@ def prep(argv: Sequence[str]) -> int:
     merge_parser.add_argument("adapter", type=Path, help="an epoch-NN directory of a LoRA run")
     merge_parser.add_argument("out", type=Path)
     merge_parser.add_argument("--base", help="base model (default: the one the adapter names)")
-    merge_parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"])
+    merge_parser.add_argument("--dtype", default=WRITTEN_DTYPE, choices=DTYPES)
     chooser = commands.add_parser("select", help="dev answers of every epoch side by side; name the checkpoint")
     chooser.add_argument("run", type=Path, help="the training output directory")
     chooser.add_argument("--epoch", type=int, help="choose this epoch (the paper chose by hand)")

@@ -15,6 +15,8 @@ import torch
 from gguf import GGUFReader
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
+from model_prep.chat_format import TURN_MARKERS
+from model_prep.checkpoints import WRITTEN_DTYPE
 from model_prep.checkpoints.atomic import write_atomically
 from model_prep.checkpoints.decoding import generation_config, gguf_decoding
 
@@ -30,7 +32,7 @@ class GGUFImportError(ValueError):
 def end_of_turn_ids(tokenizer: PreTrainedTokenizerBase) -> list[int]:
     """The ids that end an assistant turn: EOS plus the chat template's turn terminator when it has one."""
     ids = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
-    for marker in ("<|im_end|>", "<|eot_id|>", "<|end|>", "<EOT>"):
+    for marker in TURN_MARKERS:
         token_id = tokenizer.convert_tokens_to_ids(marker)
         if token_id is not None and token_id != tokenizer.unk_token_id and token_id not in ids:
             ids.append(token_id)
@@ -46,7 +48,7 @@ def recorded_decoding(gguf_file: Path) -> dict[str, Any]:
 
 
 def import_gguf(
-    gguf_file: Path, out_dir: Path, dtype: str = "bfloat16", decoding: Mapping[str, Any] | None = None
+    gguf_file: Path, out_dir: Path, dtype: str = WRITTEN_DTYPE, decoding: Mapping[str, Any] | None = None
 ) -> Path:
     """Convert `gguf_file` into `out_dir` (written atomically: a half-converted directory never exists).
     `decoding` None keeps what the GGUF records (nothing recorded: the server's neutral defaults)."""

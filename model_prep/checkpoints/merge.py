@@ -7,6 +7,7 @@ import torch
 from peft import PeftConfig, PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, PreTrainedModel
 
+from model_prep.checkpoints import WRITTEN_DTYPE
 from model_prep.checkpoints.atomic import write_atomically
 
 
@@ -21,7 +22,7 @@ def base_with_adapter(adapter_dir: Path, base: str | None = None) -> PeftModel:
     return PeftModel.from_pretrained(model, adapter_dir).eval()
 
 
-def merge(adapter_dir: Path, out_dir: Path, base: str | None = None, dtype: str = "float32") -> Path:
+def merge(adapter_dir: Path, out_dir: Path, base: str | None = None, dtype: str = WRITTEN_DTYPE) -> Path:
     """Merge and save atomically (a half-written checkpoint never exists at `out_dir`)."""
     merged: PreTrainedModel = base_with_adapter(adapter_dir, base).merge_and_unload()
     merged = merged.to(getattr(torch, dtype))

@@ -15,6 +15,7 @@ import openai
 from openai import AsyncOpenAI
 from tqdm.auto import tqdm
 
+from lima.conversations import delete_from_user_turn
 from model_prep.evaluate.config import Endpoint, EvalConfig
 from model_prep.evaluate.judge import judge
 from model_prep.evaluate.report import write_results
@@ -123,7 +124,7 @@ class Runner:
                 if conversation_id is None:
                     conversation_id = (await client.openai.conversations.create()).id
                 else:  # a turn the server stored but this run did not record (interrupted): take it back
-                    await take_back(client.openai, conversation_id, keep_user_turns=turn)
+                    await delete_from_user_turn(client.openai, conversation_id, turn)
 
                 async def make(extra: dict[str, Any], text: str = text, conversation: str = conversation_id) -> Any:
                     return await client.openai.responses.create(
@@ -168,15 +169,6 @@ class Runner:
 
         jobs = [one(key, fields) for key, fields in items if key not in records]
         await self.gather(f"judge: {protocol}", jobs)
-
-
-async def take_back(client: AsyncOpenAI, conversation_id: str, keep_user_turns: int) -> None:
-    """Delete the conversation's items from its (keep_user_turns + 1)-th user message on."""
-    items = [item async for item in client.conversations.items.list(conversation_id, order="asc")]
-    users = [index for index, item in enumerate(items) if getattr(item, "role", None) == "user"]
-    if len(users) > keep_user_turns:
-        for item in items[users[keep_user_turns]:]:
-            await client.conversations.items.delete(item.id, conversation_id=conversation_id)
 
 
 def generators(config: EvalConfig) -> list[Endpoint]:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 
 def percentile(values: Sequence[float], q: float) -> float:
+    """The nearest-rank value at fraction `q` (0.5: the median, 0.99: p99) of `values`."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 

@@ -2,10 +2,7 @@
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from model_prep.chat_format import LIMA_CHAT_TEMPLATE, LIMA_EOT
-
-# Turn terminators of common chat templates (ChatML, Llama 3, Phi-3, LIMA's own).
-TURN_MARKERS = ("<|im_end|>", "<|eot_id|>", "<|end|>", LIMA_EOT)
+from model_prep.chat_format import LIMA_CHAT_TEMPLATE, LIMA_EOT, TURN_MARKERS
 
 
 def install_end_of_turn(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel, reuse_existing: bool) -> int:

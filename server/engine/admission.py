@@ -21,6 +21,7 @@ from server import metrics
 from server.auth import UserDep
 from server.deps import get_engine
 from server.errors import APIError
+from server.history.store import REDIS_UNAVAILABLE
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ async def enforce_rate_limit(request: Request, user: UserDep) -> None:
         return
     try:
         wait = await limiter.take(user)
-    except (redis.RedisError, OSError) as exc:
+    except REDIS_UNAVAILABLE as exc:
         log.warning("rate limit not checked, Redis unavailable: %s", exc)
         return
     if wait > 0:

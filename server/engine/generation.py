@@ -16,7 +16,7 @@ from server import metrics
 from server.engine.admission import Admission
 from server.engine.wrapper import ChatEngine
 from server.errors import APIError
-from server.protocol import ResponseFormat, SamplingFields, new_id
+from server.protocol import ResponseFormat, SamplingFields, Usage, new_id
 
 SAMPLING_FIELDS = (
     "temperature", "top_p", "seed", "presence_penalty", "frequency_penalty", "repetition_penalty", "min_tokens",
@@ -153,3 +153,12 @@ class Generation:
             texts[delta.index].append(delta.text)
             reasons[delta.index] = delta.finish_reason
         return [ChoiceDelta(i, "".join(parts), reasons.get(i)) for i, parts in texts.items()]
+
+
+def usage_of(generation: Generation) -> Usage:
+    """The OpenAI usage block of a finished generation."""
+    return Usage(
+        prompt_tokens=generation.prompt_tokens,
+        completion_tokens=generation.completion_tokens,
+        total_tokens=generation.prompt_tokens + generation.completion_tokens,
+    )

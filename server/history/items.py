@@ -5,7 +5,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from server.protocol import SamplingFields, new_id
+from server.protocol import SamplingFields, joined_text, new_id
 
 Item = dict[str, Any]
 
@@ -38,7 +38,7 @@ class InputMessage(BaseModel):
     content: str | Annotated[list[ContentPart], Field(min_length=1)]
 
     def text(self) -> str:
-        return self.content if isinstance(self.content, str) else "".join(part.text for part in self.content)
+        return joined_text(self.content)
 
     def to_item(self, tokens: int | None = None) -> Item:
         return message_item(self.role, self.text(), tokens=tokens)

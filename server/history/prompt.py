@@ -13,6 +13,7 @@ from server.engine.wrapper import ChatEngine
 from server.errors import APIError
 from server.history.items import Item
 from server.history.store import HistoryStore, item_text
+from server.protocol import template_role
 
 INSTRUCTION_ROLES = ("system", "developer")
 # Set on stateful replies: how many of the oldest turns were left out of the prompt to fit the context.
@@ -22,7 +23,7 @@ DROPPED_TURNS_HEADER = "X-Lima-Dropped-Turns"
 def template_messages(items: Sequence[Item]) -> list[Message]:
     """Stored message items as chat-template messages ("developer" is the newer name for "system")."""
     return [
-        Message(role="system" if item["role"] == "developer" else item["role"], content=item_text(item))
+        Message(role=template_role(item["role"]), content=item_text(item))
         for item in items
         if item.get("type", "message") == "message"
     ]

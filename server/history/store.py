@@ -28,9 +28,12 @@ from redis.exceptions import BusyLoadingError, ConnectionError, ReadOnlyError, R
 
 from server import metrics
 from server.errors import APIError
+from server.history.items import Item
 from server.history.scripts import APPEND, DELETE_CONVERSATION, DELETE_ITEM, LOAD, RESPONSE_CHAIN, UPDATE_METADATA
+from server.protocol import joined_text
 
-Item = dict[str, Any]
+# What "the store is unavailable" means everywhere (503 for requests, fail-open for the rate limit).
+REDIS_UNAVAILABLE = (ConnectionError, TimeoutError, BusyLoadingError, ReadOnlyError, OSError)
 P = ParamSpec("P")
 CACHED_CONVERSATIONS = 512
 T = TypeVar("T")
@@ -56,7 +59,7 @@ def store_errors_as_503(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaita
         started = time.perf_counter()
         try:
             return await method(*args, **kwargs)
-        except (ConnectionError, TimeoutError, BusyLoadingError, ReadOnlyError, OSError) as exc:
+        except REDIS_UNAVAILABLE as exc:
             metrics.HISTORY_ERRORS.labels(operation).inc()
             raise APIError(
                 503, f"The conversation store (Redis) is unavailable ({str(exc).rstrip('.')}). Nothing was stored "
@@ -144,7 +147,7 @@ class HistoryStore:
     async def ping(self) -> bool:
         try:
             return bool(await self.client.ping())
-        except (ConnectionError, TimeoutError, BusyLoadingError, OSError):
+        except REDIS_UNAVAILABLE:
             return False
 
     @store_errors_as_503
@@ -301,4 +304,4 @@ def preview_of(items: list[Item]) -> str:
 
 
 def item_text(item: Item) -> str:
-    return "".join(part.get("text", "") for part in item.get("content", []))
+    return joined_text(item.get("content", []))

@@ -12,7 +12,7 @@ from jinja2 import TemplateError
 from server.auth import UserDep
 from server.deps import EngineDep, SettingsDep, get_store
 from server.engine.admission import AdmissionDep
-from server.engine.generation import Generation, resolve_model, start_generation
+from server.engine.generation import resolve_model, start_generation, usage_of
 from server.engine.streaming import completion_events, sse_response, until_disconnect
 from server.errors import APIError
 from server.history.items import message_item
@@ -32,14 +32,6 @@ from server.protocol import (
 
 ROUTE = "/v1/chat/completions"
 router = APIRouter(tags=["chat"])
-
-
-def usage_of(generation: Generation) -> Usage:
-    return Usage(
-        prompt_tokens=generation.prompt_tokens,
-        completion_tokens=generation.completion_tokens,
-        total_tokens=generation.prompt_tokens + generation.completion_tokens,
-    )
 
 
 async def chat_chunks(turn: Turn, model: str, include_usage: bool) -> AsyncIterator[str]:

@@ -7,10 +7,9 @@ from fastapi import APIRouter, Request
 
 from server.deps import EngineDep, SettingsDep
 from server.engine.admission import AdmissionDep
-from server.engine.generation import Generation, resolve_model, start_generation
+from server.engine.generation import Generation, resolve_model, start_generation, usage_of
 from server.engine.streaming import completion_events, sse_response, until_disconnect
 from server.protocol import Completion, CompletionChoice, CompletionRequest, ErrorResponse
-from server.routes.chat import usage_of
 
 ROUTE = "/v1/completions"
 router = APIRouter(tags=["completions"])

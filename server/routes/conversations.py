@@ -9,7 +9,7 @@ from server.auth import UserDep
 from server.deps import StoreDep
 from server.errors import APIError
 from server.history.items import ConversationCreate, ConversationUpdate, Item, ItemsCreate
-from server.protocol import ErrorResponse, new_id
+from server.protocol import ErrorResponse, list_page, new_id
 
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"], responses={404: {"model": ErrorResponse}})
 
@@ -24,13 +24,6 @@ def not_found(conversation_id: str) -> APIError:
     )
 
 
-def page(data: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:
-    return {
-        "object": "list", "data": data, "has_more": has_more,
-        "first_id": data[0]["id"] if data else None, "last_id": data[-1]["id"] if data else None,
-    }
-
-
 @router.post("")
 async def create_conversation(body: ConversationCreate, user: UserDep, store: StoreDep) -> dict[str, Any]:
     items = [message.to_item() for message in body.items]
@@ -42,7 +35,7 @@ async def list_conversations(
     user: UserDep, store: StoreDep, limit: Limit = 20, after: str | None = None, order: Order = "desc"
 ) -> dict[str, Any]:
     data, has_more = await store.list_conversations(user, limit, after, newest_first=order == "desc")
-    return page(data, has_more)
+    return list_page(data, has_more)
 
 
 @router.get("/{conversation_id}")
@@ -85,7 +78,7 @@ async def list_items(
         if position is None:
             raise APIError(400, f"No item '{after}' in conversation '{conversation_id}'.", param="after")
         start = position + 1
-    return page(items[start:start + limit], start + limit < len(items))
+    return list_page(items[start:start + limit], start + limit < len(items))
 
 
 @router.post("/{conversation_id}/items")
@@ -93,7 +86,7 @@ async def add_items(conversation_id: str, body: ItemsCreate, user: UserDep, stor
     items: list[Item] = [message.to_item() for message in body.items]
     if not await store.append(user, conversation_id, items):
         raise not_found(conversation_id)
-    return page(items, False)
+    return list_page(items, False)
 
 
 @router.get("/{conversation_id}/items/{item_id}")

@@ -22,8 +22,7 @@ from server.errors import APIError
 from server.history.items import ResponseRequest
 from server.history.prompt import DROPPED_TURNS_HEADER, fit_prompt, reserve_for_output, stored_items, template_messages
 from server.history.turns import Turn
-from server.protocol import ErrorResponse
-from server.routes.conversations import page
+from server.protocol import ErrorResponse, list_page
 
 ROUTE = "/v1/responses"
 router = APIRouter(tags=["responses"], responses={400: {"model": ErrorResponse}, 404: {"model": ErrorResponse}})
@@ -137,7 +136,7 @@ async def list_input_items(
         raise response_not_found(response_id)
     items = record.get("input", [])
     items = items if order == "asc" else items[::-1]
-    return page(items[:limit], len(items) > limit)
+    return list_page(items[:limit], len(items) > limit)
 
 
 @router.delete(f"{ROUTE}/{{response_id}}")
