@@ -68,6 +68,7 @@ prometheus:
 
 test: setup browser prometheus
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/pytest
 
 # Every test that starts no vLLM engine (conftest.py marks the others `live` and refuses servers here).

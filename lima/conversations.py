@@ -16,5 +16,6 @@ async def delete_from_user_turn(client: AsyncOpenAI, conversation_id: str, turn:
         return None
     start = users[turn]
     for item in reversed(items[start:]):
-        await client.conversations.items.delete(item.id, conversation_id=conversation_id)
+        if item.id is not None:
+            await client.conversations.items.delete(item.id, conversation_id=conversation_id)
     return joined_text(getattr(items[start], "content", []))

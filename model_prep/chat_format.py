@@ -20,9 +20,9 @@ def render_chat(
     tokenizer: "PreTrainedTokenizerBase", messages: Sequence[Message], add_generation_prompt: bool = True
 ) -> str:
     """The conversation as the model sees it, ending with the assistant's turn header when asked."""
-    return tokenizer.apply_chat_template(
-        list(messages), tokenize=False, add_generation_prompt=add_generation_prompt
-    )
+    plain = [{"role": message["role"], "content": message["content"]} for message in messages]
+    rendered = tokenizer.apply_chat_template(plain, tokenize=False, add_generation_prompt=add_generation_prompt)
+    return str(rendered)
 
 
 def chat_token_ids(

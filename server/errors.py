@@ -107,8 +107,10 @@ async def client_disconnected_handler(_request: Request, _exc: Exception) -> Res
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(ClientDisconnected, client_disconnected_handler)
-    app.add_exception_handler(APIError, api_error_handler)
-    app.add_exception_handler(RequestValidationError, validation_error_handler)
-    app.add_exception_handler(StarletteHTTPException, http_error_handler)
-    app.add_exception_handler(Exception, unexpected_error_handler)
+    handlers: dict[type[Exception], Any] = {  # Starlette types a handler's exception as Exception only
+        ClientDisconnected: client_disconnected_handler, APIError: api_error_handler,
+        RequestValidationError: validation_error_handler, StarletteHTTPException: http_error_handler,
+        Exception: unexpected_error_handler,
+    }
+    for exception, handler in handlers.items():
+        app.add_exception_handler(exception, handler)

@@ -3,9 +3,11 @@
 import time
 import uuid
 from collections.abc import Iterable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from model_prep.chat_format import Message
 
 Role = Literal["system", "developer", "user", "assistant"]
 
@@ -19,7 +21,8 @@ def joined_text(content: str | Iterable[Any]) -> str:
     """A message's text: the string itself, or its text parts joined (models with `.text`, or stored dicts)."""
     if isinstance(content, str):
         return content
-    return "".join(part.get("text", "") if isinstance(part, dict) else part.text for part in content)
+    parts: Iterable[Any] = content
+    return "".join(str(part.get("text", "")) if isinstance(part, dict) else str(part.text) for part in parts)
 
 
 def new_id(prefix: str) -> str:
@@ -39,8 +42,8 @@ class ChatMessage(BaseModel):
     def text(self) -> str:
         return joined_text(self.content)
 
-    def as_template_message(self) -> dict[str, str]:
-        return {"role": template_role(self.role), "content": self.text()}
+    def as_template_message(self) -> Message:
+        return Message(role=template_role(self.role), content=self.text())
 
 
 class StreamOptions(BaseModel):
@@ -119,7 +122,8 @@ class CompletionRequest(SamplingFields):
         if isinstance(prompt, list) and prompt and isinstance(prompt[0], str):
             if len(prompt) != 1:
                 raise ValueError("send one prompt per request (a list of several prompts is not supported)")
-            prompt = prompt[0]
+            return str(prompt[0]) or cls._one_prompt("")
+        prompt = cast(str | list[int], prompt)
         if not prompt:
             raise ValueError("prompt must not be empty")
         return prompt

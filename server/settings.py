@@ -22,8 +22,8 @@ def setting(default: Any = None, description: str = "", *, flag: str | None = ""
     flag group, the default as shown (`shown`) and the environment variable when it is not LIMA_<NAME>."""
     if "default_factory" not in field:
         field["default"] = default
-    return Field(description=description, json_schema_extra={"flag": flag, "group": group, "shown": shown, "env": env},
-                 **field)
+    shows: dict[str, Any] = {"flag": flag, "group": group, "shown": shown, "env": list(env)}
+    return Field(description=description, json_schema_extra=shows, **field)
 
 
 class ServerSettings(BaseSettings):

@@ -2,7 +2,7 @@
 `ui.client.ChatClient`, i.e. the server's public API, so the page works against a local or a remote server."""
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import gradio as gr
 
@@ -195,7 +195,7 @@ def build_ui(server_url: str, api_key: str | None = None) -> gr.Blocks:
             answering.append(event)
         answering.append(regenerate_button.click(regenerate, [conversation, chatbot, key, *setting_inputs], [chatbot]))
         # Cancelling closes the stream to the server, which aborts the generation and stores the partial answer.
-        stop_button.click(None, cancels=answering).then(refresh_list, [key, conversation], [conversations])
+        stop_button.click(None, cancels=cast(Any, answering)).then(refresh_list, [key, conversation], [conversations])
         edit_button.click(edit_last, [conversation, chatbot, key], [chatbot, message])
         conversations.input(open_conversation, [conversations, key], [chatbot, conversation, title])
         new_chat.click(None, None, [chatbot, conversation, title, conversations], js="() => [[], '', '', null]")

@@ -3,6 +3,7 @@
 import argparse
 import contextlib
 import logging
+import math
 import signal
 import sys
 from collections.abc import Iterator, Sequence
@@ -77,7 +78,7 @@ def serve(argv: Sequence[str]) -> int:
     server = GracefulServer(uvicorn.Config(app, host=settings.host, port=settings.port,
                                            log_level=settings.uvicorn_log_level,
                                            # streams get the timeout (sse_response); then a margin to cut them
-                                           timeout_graceful_shutdown=settings.shutdown_timeout_seconds + 5))
+                                           timeout_graceful_shutdown=math.ceil(settings.shutdown_timeout_seconds) + 5))
     logging.getLogger("uvicorn.access").addFilter(not_a_probe)
     print(f"lima: serving {model} on http://{settings.host}:{settings.port}/v1 "
           f"(ready when GET /ready answers 200)", flush=True)

@@ -58,11 +58,11 @@ def import_gguf(
     if decoding is None:
         decoding = recorded_decoding(gguf_file)
     torch_dtype = getattr(torch, dtype)
-    source = {"pretrained_model_name_or_path": gguf_file.parent, "gguf_file": gguf_file.name}
+    source: dict[str, Any] = {"pretrained_model_name_or_path": gguf_file.parent, "gguf_file": gguf_file.name}
     tokenizer = AutoTokenizer.from_pretrained(**source)
     if not tokenizer.chat_template:
         raise GGUFImportError(f"{gguf_file.name} carries no chat template; a chat server needs one")
-    model = AutoModelForCausalLM.from_pretrained(**source, dtype=torch_dtype)
+    model: Any = AutoModelForCausalLM.from_pretrained(**source, dtype=torch_dtype)
     if model.config.model_type not in SUPPORTED_ARCHITECTURES:
         raise GGUFImportError(
             f"architecture {model.config.model_type!r} is not supported (supported: {SUPPORTED_ARCHITECTURES})"

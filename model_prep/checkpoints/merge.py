@@ -9,15 +9,16 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, 
 
 from model_prep.checkpoints import WRITTEN_DTYPE
 from model_prep.checkpoints.atomic import write_atomically
+from model_prep.train.end_of_turn import embedding_rows
 
 
 def base_with_adapter(adapter_dir: Path, base: str | None = None) -> PeftModel:
     """The base model (resized to the adapter's tokenizer: a new <EOT> row is replaced by the trained
     embeddings the adapter carries) with the adapter applied, in float32."""
-    base = base or PeftConfig.from_pretrained(adapter_dir).base_model_name_or_path
+    base = base or PeftConfig.from_pretrained(str(adapter_dir)).base_model_name_or_path
     tokenizer = AutoTokenizer.from_pretrained(adapter_dir)
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
-    if len(tokenizer) > model.get_input_embeddings().num_embeddings:
+    if len(tokenizer) > embedding_rows(model):
         model.resize_token_embeddings(len(tokenizer), mean_resizing=False)
     return PeftModel.from_pretrained(model, adapter_dir).eval()
 

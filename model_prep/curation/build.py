@@ -183,13 +183,14 @@ def build(config: BuildConfig) -> dict[str, Any]:
         wanted["sni"] = counts.sni
 
     if config.authored:
-        rows = [row for path in config.authored for row in authored.read(path, tally)]
-        unassigned = [c for c, split in rows if split is None]
+        authored_rows = [row for path in config.authored for row in authored.read(path, tally)]
+        unassigned = [c for c, split in authored_rows if split is None]
         random.Random(f"{config.seed}:authored").shuffle(unassigned)
-        chosen["dev"] += asked("dev", [c for c, split in rows if split == "dev"] + unassigned[:counts.dev])
-        chosen["train"] += asked("authored train", ([c for c, split in rows if split == "train"]
+        chosen["dev"] += asked("dev", [c for c, split in authored_rows if split == "dev"] + unassigned[:counts.dev])
+        chosen["train"] += asked("authored train", ([c for c, split in authored_rows if split == "train"]
                                                      + unassigned[counts.dev:])[:counts.authored_train])
-        chosen["test"] += asked("authored test", [c for c, split in rows if split == "test"][:counts.authored_test])
+        chosen["test"] += asked("authored test",
+                                [c for c, split in authored_rows if split == "test"][:counts.authored_test])
         wanted |= {"authored train": counts.authored_train, "dev": counts.dev, "authored test": counts.authored_test}
 
     if not config.multi_turn:

@@ -77,7 +77,7 @@ def dialogue(site: str, thread: Thread, comments: list[Comment], tally: Tally, m
              ) -> Candidate | None:
     """The thread's dialogue, or None with the reason counted."""
     answer = style.review(convert(thread.answer_html))
-    if not answer.kept:
+    if answer.failed is not None:
         tally.remove(SOURCE, f"answer: {answer.failed.rule}", answer.failed.context)
         return None
     conversation = [thread.prompt, answer.text]
@@ -93,7 +93,7 @@ def dialogue(site: str, thread: Thread, comments: list[Comment], tally: Tally, m
             ending = "the answerer did not reply to the follow-up"
             break
         checked = style.review(reply[1], REPLY_RULES)
-        if not checked.kept:
+        if checked.failed is not None:
             ending = f"reply: {checked.failed.rule}"
             tally.remove(SOURCE, f"exchange cut at a reply that breaks a rule: {checked.failed.rule}",
                          checked.failed.context)

@@ -152,7 +152,8 @@ def read_site(directory: Path, tally: Tally, seed: int, keep_top: int = 500, fil
                     tally.remove(SOURCE, "not among the site's top-scoring questions")
                     continue
                 by_id[row["Id"]] = question
-            elif kind == "2" and (question := by_id.get(row.get("ParentId", ""))) is not None:
+            elif kind == "2" and (parent := by_id.get(row.get("ParentId", ""))) is not None:
+                question = parent
                 answer = {key: row.get(key, "") for key in ("Id", "Score", "Body", "OwnerUserId")}
                 if score >= MIN_ANSWER_SCORE and better_answer(row, question.answer, question.accepted_id):
                     question.answer = answer
@@ -165,16 +166,16 @@ def read_site(directory: Path, tally: Tally, seed: int, keep_top: int = 500, fil
         if question.answer is None:
             tally.remove(SOURCE, f"no answer with score >= {MIN_ANSWER_SCORE}")
             continue
-        answer = styled(question.answer["Body"], tally, SOURCE) if filtered else html_to_markdown(
+        text = styled(question.answer["Body"], tally, SOURCE) if filtered else html_to_markdown(
             question.answer["Body"])
-        if answer is None:
+        if text is None:
             continue
-        if filtered and not MIN_CHARS <= len(answer) <= MAX_CHARS:
+        if filtered and not MIN_CHARS <= len(text) <= MAX_CHARS:
             tally.remove(SOURCE, LENGTH_RULE)
             continue
         use_title, prompt = question_prompt(question, seed, name)
         candidates.append(Candidate(
-            conversations=[prompt, answer], source=SOURCE,
+            conversations=[prompt, text], source=SOURCE,
             score=question.score,
             provenance={"site": name, "question_id": question.post_id, "answer_id": int(question.answer["Id"]),
                         "answer_score": int(question.answer["Score"]), "prompt": "title" if use_title else "body",

@@ -11,6 +11,7 @@ closing "Hope this helps") the cut is made and counted as a rewrite; anything el
 """
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from model_prep.curation.text import Converted
@@ -153,7 +154,7 @@ def blank_code(text: str) -> str:
     return _CODE.sub(lambda m: re.sub(r"\S", " ", m.group()), text)
 
 
-def find(text: str, pointing_links: list[tuple[int, int]] = (), rules: tuple[str, ...] = RULES) -> list[Match]:
+def find(text: str, pointing_links: Sequence[tuple[int, int]] = (), rules: tuple[str, ...] = RULES) -> list[Match]:
     """Every match of the given rules in the prose, in text order."""
     prose = blank_code(text)
     found = [Match(rule, m.start(), m.end(), text[m.start():m.end()])

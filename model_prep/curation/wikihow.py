@@ -74,7 +74,7 @@ def joined(rows: Iterable[tuple[int, dict[str, str]]], section: str, text: str, 
     """Articles from consecutive rows with one title: the overview (if any), then each row's paragraph under
     its section's name when that changes."""
     current: dict[str, str] | None = None
-    first_line, last_section, parts = 0, "", []
+    first_line, last_section, parts = 0, "", list[str]()
     for line, row in rows:
         title = row.get("title", "").strip()
         if current is None or title != current["title"]:

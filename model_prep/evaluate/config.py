@@ -3,11 +3,12 @@ the protocols and LIMA's decoding. From flags (`name=URL[@model]`) or a TOML/YAM
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, Field
 
-PROTOCOLS = ("pairwise", "absolute", "likert", "safety", "multiturn")
+Protocol = Literal["pairwise", "absolute", "likert", "safety", "multiturn"]
+PROTOCOLS: tuple[Protocol, ...] = get_args(Protocol)
 
 
 class Endpoint(BaseModel):
@@ -55,7 +56,7 @@ class EvalConfig(BaseModel):
     candidate: Endpoint | None = None
     baselines: list[Endpoint] = Field(default_factory=list)
     judge: Endpoint | None = None
-    protocols: list[Literal["pairwise", "absolute", "likert", "safety", "multiturn"]] = list(PROTOCOLS)
+    protocols: list[Protocol] = list(PROTOCOLS)
     safety_prompts: Path | None = Field(None, description="sensitive prompts (default: test rows marked sensitive)")
     dialogues: Path | None = Field(None, description="scripted multi-turn conversations: JSONL of {id, turns}")
     multiturn_api: Literal["conversations", "chat"] = "conversations"

@@ -61,13 +61,14 @@ async def judge(client: AsyncOpenAI, model: str, protocol: str, fields: dict[str
     """One judgement: {"prompt", "replies", "verdict" (None: unparsed), "template", "structured"}."""
     marker, labels = VERDICTS[protocol]
     prompt = template(protocol).format(**fields)
-    messages: list[dict[str, str]] = [{"role": "user", "content": prompt}]
+    messages: list[Any] = [{"role": "user", "content": prompt}]
     replies: list[str] = []
     verdict = None
     for _ in range(retries + 1):
-        completion = await client.chat.completions.create(
-            model=model, messages=messages, temperature=0.0, max_tokens=max_tokens,
-            **({"response_format": verdict_schema(protocol)} if structured else {}))
+        request: dict[str, Any] = {"model": model, "messages": messages, "temperature": 0.0, "max_tokens": max_tokens}
+        if structured:
+            request["response_format"] = verdict_schema(protocol)
+        completion = await client.chat.completions.create(**request)
         reply = completion.choices[0].message.content or ""
         replies.append(reply)
         verdict = parse(protocol, reply)

@@ -30,7 +30,8 @@ def pairwise_outcome(candidate_first: str | None, baseline_first: str | None) ->
 
 def summarise(config: EvalConfig, prompts: list[dict], dialogues: list[dict], answers: dict[str, Records],
               verdicts: dict[str, Records]) -> dict[str, Any]:
-    summary: dict[str, Any] = {"candidate": config.candidate.name, "judge": config.judge.name,
+    summary: dict[str, Any] = {"candidate": config.candidate.name if config.candidate else None,
+                               "judge": config.judge.name if config.judge else None,
                                "prompts": len(prompts), "generations": {}}
     for name, records in answers.items():
         errors = [r for r in records.records.values() if r.get("error")]
@@ -38,8 +39,8 @@ def summarise(config: EvalConfig, prompts: list[dict], dialogues: list[dict], an
     resamples, seed = config.bootstrap, config.seed
     for protocol, records in verdicts.items():
         unparsed = sum(1 for r in records.records.values() if r["verdict"] is None)
+        section: dict[str, Any] = {}
         if protocol == "pairwise":
-            section = {}
             for baseline in (b.name for b in config.baselines):
                 outcomes = [pairwise_outcome(verdict_of(records, f"{baseline}|{p['id']}|candidate-first"),
                                              verdict_of(records, f"{baseline}|{p['id']}|baseline-first"))
@@ -48,7 +49,6 @@ def summarise(config: EvalConfig, prompts: list[dict], dialogues: list[dict], an
                 section[baseline] = {"outcomes": shares(decided, OUTCOMES, resamples, seed),
                                      "judged": len(decided), "not_judged": len(outcomes) - len(decided)}
         elif protocol in ("absolute", "safety", "likert"):
-            section = {}
             for name in answers:
                 labels = [r["verdict"] for key, r in records.records.items()
                           if key.startswith(f"{name}|") and r["verdict"] is not None]

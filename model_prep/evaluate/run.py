@@ -7,7 +7,7 @@ candidate wins only when both orders say so, loses only when both say the baseli
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +73,7 @@ class Runner:
                 log.warning("call failed (%s); a rerun will retry it", error)
                 return None
 
-    async def gather(self, label: str, jobs: list[Awaitable[Any]]) -> None:
+    async def gather(self, label: str, jobs: Sequence[Awaitable[Any]]) -> None:
         with tqdm(total=len(jobs), desc=label, unit="call") as progress:
             async def tracked(job: Awaitable[Any]) -> None:
                 await self.guarded(job)
@@ -126,17 +126,17 @@ class Runner:
                 else:  # a turn the server stored but this run did not record (interrupted): take it back
                     await delete_from_user_turn(client.openai, conversation_id, turn)
 
-                async def make(extra: dict[str, Any], text: str = text, conversation: str = conversation_id) -> Any:
+                async def respond(extra: dict[str, Any], text: str = text, conversation: str = conversation_id) -> Any:
                     return await client.openai.responses.create(
                         model=client.model, conversation=conversation, input=text,
                         temperature=decoding.temperature, top_p=decoding.top_p,
                         max_output_tokens=decoding.max_tokens, extra_body=extra or None)
 
-                answer = (await client.call(make, self.config)).output_text
+                answer = (await client.call(respond, self.config)).output_text
             else:
                 messages = [*history, {"role": "user", "content": text}]
 
-                async def make(extra: dict[str, Any], messages: list = messages) -> Any:
+                async def make(extra: dict[str, Any], messages: list[Any] = messages) -> Any:
                     return await client.openai.chat.completions.create(
                         model=client.model, messages=messages, temperature=decoding.temperature,
                         top_p=decoding.top_p, max_tokens=decoding.max_tokens, extra_body=extra or None)
@@ -234,7 +234,7 @@ def judge_items(protocol: str, config: EvalConfig, prompts: list[dict[str, Any]]
                 ) -> list[tuple[str, dict[str, str]]]:
     """(cache key, template fields) of every judgement the protocol needs, where the answers exist."""
     items = []
-    candidate = config.candidate.name
+    candidate = config.candidate.name if config.candidate else ""
     if protocol == "pairwise":
         for baseline in (b.name for b in config.baselines):
             for prompt in prompts:

@@ -16,7 +16,7 @@ def shares(outcomes: Sequence[str], labels: Sequence[str], resamples: int, seed:
     if not outcomes:
         return {label: {"share": 0.0, "low": 0.0, "high": 0.0, "count": 0} for label in labels}
     rng = random.Random(seed)
-    draws = {label: [] for label in labels}
+    draws: dict[str, list[float]] = {label: [] for label in labels}
     for _ in range(resamples):
         sample = rng.choices(outcomes, k=len(outcomes))
         for label in labels:

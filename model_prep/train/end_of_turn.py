@@ -1,5 +1,7 @@
 """LIMA's end-of-turn token: a new special token after every utterance, or the tokenizer's own terminator."""
 
+from typing import Any
+
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from model_prep.chat_format import LIMA_CHAT_TEMPLATE, LIMA_EOT, TURN_MARKERS
@@ -18,10 +20,22 @@ def install_end_of_turn(tokenizer: PreTrainedTokenizerBase, model: PreTrainedMod
         if marker is None:
             raise ValueError("the tokenizer has no chat template with an end-of-turn token to reuse "
                              f"(looked for {', '.join(TURN_MARKERS)}); train with a new <EOT> token instead")
-        return tokenizer.convert_tokens_to_ids(marker)
+        return token_id(tokenizer, marker)
     if LIMA_EOT not in tokenizer.get_vocab():
         tokenizer.add_special_tokens({"additional_special_tokens": [LIMA_EOT]})
     tokenizer.chat_template = LIMA_CHAT_TEMPLATE
-    if len(tokenizer) > model.get_input_embeddings().num_embeddings:
+    if len(tokenizer) > embedding_rows(model):
         model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
-    return tokenizer.convert_tokens_to_ids(LIMA_EOT)
+    return token_id(tokenizer, LIMA_EOT)
+
+
+def token_id(tokenizer: PreTrainedTokenizerBase, token: str) -> int:
+    found = tokenizer.convert_tokens_to_ids(token)
+    if not isinstance(found, int):
+        raise ValueError(f"{token!r} is not one token of this tokenizer")
+    return found
+
+
+def embedding_rows(model: Any) -> int:
+    """How many token embeddings the model has (torch types the input embeddings as any Module)."""
+    return int(model.get_input_embeddings().num_embeddings)

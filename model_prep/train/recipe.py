@@ -15,7 +15,7 @@ import os
 import random
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from accelerate import Accelerator
@@ -30,7 +30,7 @@ from model_prep.train.batching import micro_batches, summed_loss
 from model_prep.train.config import TrainConfig
 from model_prep.train.data import load_conversations
 from model_prep.train.dev_set import DevSet, evaluate
-from model_prep.train.end_of_turn import install_end_of_turn
+from model_prep.train.end_of_turn import embedding_rows, install_end_of_turn
 from model_prep.train.residual_dropout import add_residual_dropout
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,8 @@ def with_lora(model: torch.nn.Module, config: TrainConfig, new_rows: bool) -> to
     if config.resume_from:
         return PeftModel.from_pretrained(model, config.resume_from, is_trainable=True)
     return get_peft_model(model, LoraConfig(
-        r=config.lora_rank, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+        # peft types alpha as an int; a float works, and is what the config holds
+        r=cast(int, config.lora_rank), lora_alpha=cast(Any, config.lora_alpha), lora_dropout=config.lora_dropout,
         target_modules="all-linear", task_type="CAUSAL_LM",
         modules_to_save=["embed_tokens", "lm_head"] if new_rows else None,
     ))
@@ -99,7 +100,7 @@ def save_checkpoint(directory: Path, model: torch.nn.Module, tokenizer: PreTrain
     at EOT), plus the trainer state to resume from. For LoRA the weights are the adapter: `lima prep merge`."""
     directory.mkdir(parents=True, exist_ok=True)
     decoding = generation_config(stop_ids(tokenizer, eot_id), tokenizer.bos_token_id)
-    model.save_pretrained(directory, safe_serialization=True)
+    model.save_pretrained(directory, safe_serialization=True)  # type: ignore[operator]  # a Module attribute to torch
     decoding.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     torch.save(state, directory / STATE_FILE)
@@ -118,8 +119,8 @@ def train(config: TrainConfig) -> Path:
     tokenizer = AutoTokenizer.from_pretrained(config.resume_from or config.model)
     # A LoRA checkpoint holds only the adapter: the weights come from the base model again.
     weights = config.model if config.lora_rank or not config.resume_from else config.resume_from
-    model = AutoModelForCausalLM.from_pretrained(weights, dtype=torch.float32)
-    rows_before = model.get_input_embeddings().num_embeddings
+    model: Any = AutoModelForCausalLM.from_pretrained(weights, dtype=torch.float32)
+    rows_before = embedding_rows(model)
     eot_id = install_end_of_turn(tokenizer, model, config.reuse_end_of_turn)  # a no-op on a resumed checkpoint
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.convert_ids_to_tokens(eot_id)
@@ -127,7 +128,7 @@ def train(config: TrainConfig) -> Path:
         model.gradient_checkpointing_enable()
     add_residual_dropout(model, config.residual_dropout)  # on the attention/MLP blocks, which LoRA leaves in place
     if config.lora_rank:
-        model = with_lora(model, config, new_rows=model.get_input_embeddings().num_embeddings > rows_before)
+        model = with_lora(model, config, new_rows=embedding_rows(model) > rows_before)
     examples = encode_all(config, tokenizer)
     dev = DevSet.load(config.dev_data, tokenizer, config.max_tokens) if config.dev_data else None
 

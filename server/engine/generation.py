@@ -77,6 +77,7 @@ def structured_outputs(response_format: ResponseFormat | None) -> StructuredOutp
         return None
     if response_format.type == "json_object":
         return StructuredOutputsParams(json_object=True)
+    assert response_format.json_schema is not None  # ResponseFormat refuses a json_schema type without one
     return StructuredOutputsParams(json=response_format.json_schema.schema_)
 
 

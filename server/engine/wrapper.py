@@ -24,7 +24,7 @@ class ChatEngine:
         self.max_model_len: int = model_config.max_model_len
         # The model's generation config (LIMA's decoding for model_prep checkpoints), as SamplingParams fields.
         self.default_sampling: dict[str, Any] = model_config.get_diff_sampling_param()
-        self.tokenizer = self.engine.get_tokenizer()
+        self.tokenizer: Any = self.engine.get_tokenizer()  # a Hugging Face tokenizer, typed by vLLM as a protocol
         self.max_num_seqs: int = self.engine.vllm_config.scheduler_config.max_num_seqs
 
     @property

@@ -18,7 +18,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, cast
 
 import redis.asyncio as redis
 from redis.asyncio.retry import Retry
@@ -158,14 +158,14 @@ class HistoryStore:
             raise ConversationFull(conversation_id, self.max_items)
         now = now_ms()
         conv, ids, item_hash = self.conversation_keys(conversation_id)
-        fields = {
+        fields: dict[str, Any] = {
             "id": conversation_id, "owner": owner, "created_at": now // 1000, "updated_at": now,
             "metadata": json.dumps(metadata),
         }
         if preview := preview_of(items):
             fields["preview"] = preview
         async with self.client.pipeline(transaction=True) as pipe:
-            pipe.hset(conv, mapping=fields)
+            pipe.hset(conv, mapping=cast(Any, fields))  # redis-py's Mapping key type is invariant
             if items:
                 pipe.rpush(ids, *(item["id"] for item in items))
                 pipe.hset(item_hash, mapping={item["id"]: json.dumps(item) for item in items})
@@ -254,9 +254,9 @@ class HistoryStore:
         start = 0
         if after is not None:
             rank = await (self.client.zrevrank if newest_first else self.client.zrank)(index, after)
-            start = 0 if rank is None else rank + 1
+            start = 0 if rank is None else int(cast(int, rank)) + 1
         read = self.client.zrevrange if newest_first else self.client.zrange
-        ids = [raw.decode() for raw in await read(index, start, start + limit)]
+        ids = [cast(bytes, raw).decode() for raw in await read(index, start, start + limit)]
         async with self.client.pipeline(transaction=False) as pipe:
             for conversation_id in ids[:limit]:
                 pipe.hgetall(self.conversation_keys(conversation_id)[0])

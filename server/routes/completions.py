@@ -3,7 +3,7 @@
 import time
 from collections.abc import AsyncIterator
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 
 from server.deps import EngineDep, SettingsDep
 from server.engine.admission import AdmissionDep
@@ -33,9 +33,9 @@ async def completion_chunks(generation: Generation, model: str, include_usage: b
 async def create_completion(
     body: CompletionRequest, request: Request, engine: EngineDep, settings: SettingsDep,
     admission: AdmissionDep,
-) -> Completion:
+) -> Completion | Response:
     model = resolve_model(body.model, engine)
-    prompt_ids = engine.text_prompt_ids(body.prompt) if isinstance(body.prompt, str) else list(body.prompt)
+    prompt_ids = engine.text_prompt_ids(body.prompt) if isinstance(body.prompt, str) else [int(t) for t in body.prompt]
     generation = start_generation(body, engine, ROUTE, "cmpl-", prompt_ids, "prompt", settings.max_choices, admission)
     if body.stream:
         return sse_response(completion_events(completion_chunks(generation, model, body.include_usage)),
