@@ -1,4 +1,7 @@
-"""One error shape for everything: OpenAI's {"error": {message, type, param, code}} with a matching status."""
+"""One error shape for everything: OpenAI's {"error": {message, type, param, code}} with a matching status.
+
+The parts below the routes raise failures in their own terms (failures.py); `as_api_error` is the one place that
+gives each kind its status."""
 
 import logging
 from collections.abc import Sequence
@@ -9,6 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from server.failures import Corrupt, Failure, Invalid, NotFound, Overloaded, RateLimited, Unavailable
 from server.protocol import ErrorBody, ErrorResponse
 
 log = logging.getLogger(__name__)
@@ -42,6 +46,20 @@ class APIError(Exception):
             message=message, type=ERROR_TYPES.get(status, "server_error"), param=param, code=code
         )
         self.headers = headers
+
+
+FAILURE_STATUS: dict[type[Failure], int] = {
+    Invalid: 400, NotFound: 404, RateLimited: 429, Overloaded: 503, Unavailable: 503, Corrupt: 500,
+}
+
+
+def as_api_error(error: APIError | Failure) -> APIError:
+    """A failure as the OpenAI error it is for clients (an APIError is one already)."""
+    if isinstance(error, APIError):
+        return error
+    status = next(status for kind, status in FAILURE_STATUS.items() if isinstance(error, kind))
+    headers = {"Retry-After": str(error.retry_after)} if error.retry_after is not None else None
+    return APIError(status, error.message, param=error.param, code=error.code, headers=headers)
 
 
 def error_response(error: APIError) -> JSONResponse:
@@ -78,8 +96,8 @@ def validation_error(exc: RequestValidationError) -> APIError:
     return APIError(400, message, param=param, code="invalid_value")
 
 
-async def api_error_handler(_: Request, exc: APIError) -> JSONResponse:
-    return error_response(exc)
+async def api_error_handler(_: Request, exc: APIError | Failure) -> JSONResponse:
+    return error_response(as_api_error(exc))
 
 
 async def validation_error_handler(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -108,7 +126,7 @@ async def client_disconnected_handler(_request: Request, _exc: Exception) -> Res
 
 def install_error_handlers(app: FastAPI) -> None:
     handlers: dict[type[Exception], Any] = {  # Starlette types a handler's exception as Exception only
-        ClientDisconnected: client_disconnected_handler, APIError: api_error_handler,
+        ClientDisconnected: client_disconnected_handler, APIError: api_error_handler, Failure: api_error_handler,
         RequestValidationError: validation_error_handler, StarletteHTTPException: http_error_handler,
         Exception: unexpected_error_handler,
     }

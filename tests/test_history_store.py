@@ -13,7 +13,8 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from model_prep.chat_format import Message, chat_token_ids
 from server.auth import APIKeys, read_keys_file
-from server.errors import APIError
+from server.errors import APIError, as_api_error
+from server.failures import Invalid, Unavailable
 from server.history.items import message_item
 from server.history.prompt import fit_prompt, split_turns
 from server.history.redis_server import RedisServer
@@ -82,9 +83,11 @@ def test_response_chain_walks_previous_ids_for_the_owner_only(store: HistoryStor
 
 def test_unreachable_redis_is_a_503() -> None:
     dead = HistoryStore(connect("redis://127.0.0.1:1"), ttl_seconds=0, max_items=10)
-    with pytest.raises(APIError) as error:
+    with pytest.raises(Unavailable) as error:
         run(dead.load("anyone", "conv_x"))
-    assert error.value.status == 503 and error.value.body.code == "history_unavailable"
+    failure = as_api_error(error.value)
+    assert failure.status == 503 and failure.body.code == "history_unavailable"
+    assert failure.headers == {"Retry-After": "2"}
 
 
 def test_api_keys_file_plain_and_hashed(tmp_path: Path) -> None:
@@ -144,9 +147,9 @@ def test_fit_drops_fewest_oldest_turns(tokenizer: PreTrainedTokenizerBase) -> No
     one_fewer = [history(10)[0], *history(10)[2 * fitted.dropped_turns - 1:], *new]
     assert len(chat_token_ids(tokenizer, one_fewer)) + reserve > full
     assert fit_prompt(engine, history(10), new, 0, truncate=True, prompt_param="input").dropped_turns == 0
-    with pytest.raises(APIError, match="truncation='auto'"):
+    with pytest.raises(Invalid, match="truncation='auto'"):
         fit_prompt(engine, history(10), new, reserve, truncate=False, prompt_param="input")
-    with pytest.raises(APIError, match="every earlier turn dropped"):
+    with pytest.raises(Invalid, match="every earlier turn dropped"):
         fit_prompt(engine, history(10), [Message(role="user", content="w " * full)], reserve, True, "input")
 
 

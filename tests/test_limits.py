@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from server.engine.admission import Admission, RateLimiter
-from server.errors import APIError
+from server.errors import as_api_error
+from server.failures import Overloaded
 from server.history.redis_server import RedisServer
 from server.history.store import connect
 
@@ -16,10 +17,11 @@ from server.history.store import connect
 def test_admission_refuses_past_the_limit_and_release_is_idempotent() -> None:
     admission = Admission(limit=2)
     first, _ = admission.admit(), admission.admit()
-    with pytest.raises(APIError) as refused:
+    with pytest.raises(Overloaded) as refused:
         admission.admit()
-    assert refused.value.status == 503 and refused.value.headers == {"Retry-After": "1"}
-    assert refused.value.body.code == "server_overloaded"
+    failure = as_api_error(refused.value)
+    assert failure.status == 503 and failure.headers == {"Retry-After": "1"}
+    assert failure.body.code == "server_overloaded"
     first()
     first()  # a slot given back twice (finished, then dropped) counts once
     assert admission.pending == 1

@@ -12,7 +12,8 @@ from vllm.outputs import CompletionOutput, RequestOutput
 from vllm.v1.engine.exceptions import EngineDeadError
 
 from server.engine.generation import Generation
-from server.errors import APIError
+from server.errors import as_api_error
+from server.failures import NotFound, Unavailable
 from server.history.items import message_item
 from server.history.redis_server import RedisServer
 from server.history.store import HistoryStore, connect
@@ -124,9 +125,9 @@ def test_an_engine_failure_stores_nothing_and_is_a_503(shared_redis: RedisServer
 
     async def scenario(store: HistoryStore) -> None:
         turn, conversation = await new_turn(store, engine)
-        with pytest.raises(APIError) as failed:
+        with pytest.raises(Unavailable) as failed:
             await turn.collect()
-        assert failed.value.status == 503 and failed.value.body.code == "engine_dead"
+        assert as_api_error(failed.value).status == 503 and failed.value.code == "engine_dead"
         assert await stored(store, conversation) == []  # the client was told it failed and may retry
         assert engine.aborted == [turn.generation.request_id]
 
@@ -137,9 +138,9 @@ def test_a_conversation_deleted_while_answering_is_a_404_and_nothing_is_written(
     async def scenario(store: HistoryStore) -> None:
         turn, conversation = await new_turn(store, ScriptedEngine(["late"]))
         await store.delete_conversation("ivy", conversation)
-        with pytest.raises(APIError) as failed:
+        with pytest.raises(NotFound) as failed:
             await turn.collect()
-        assert failed.value.status == 404 and failed.value.body.code == "conversation_not_found"
+        assert as_api_error(failed.value).status == 404 and failed.value.code == "conversation_not_found"
         assert await store.load("ivy", conversation) is None
 
     in_store(shared_redis, scenario)

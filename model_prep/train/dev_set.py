@@ -41,8 +41,9 @@ def evaluate(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, dev: De
         answers = []
         for prompt in dev.prompts:
             ids = torch.tensor([chat_token_ids(tokenizer, prompt)], device=device)
-            output = model.generate(  # type: ignore[operator]  # torch types `generate` as a Tensor attributeinput_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
-                                    pad_token_id=tokenizer.pad_token_id, eos_token_id=stop_ids, **sampling)
+            generate: Any = model.generate  # torch's stubs type it as a Tensor attribute
+            output = generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
+                              pad_token_id=tokenizer.pad_token_id, eos_token_id=stop_ids, **sampling)
             answers.append({"prompt": prompt[-1]["content"],
                             "answer": tokenizer.decode(output[0, ids.shape[1]:], skip_special_tokens=True)})
     return {"dev_loss": total / labelled if labelled else None, "answers": answers}

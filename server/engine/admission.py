@@ -20,7 +20,7 @@ from fastapi import Depends, Request
 from server import metrics
 from server.auth import UserDep
 from server.deps import get_engine
-from server.errors import APIError
+from server.failures import Overloaded, RateLimited
 from server.history.store import REDIS_UNAVAILABLE
 
 log = logging.getLogger(__name__)
@@ -35,8 +35,8 @@ class Admission:
         """A slot, or 503; returns the (idempotent) release of the slot."""
         if self.pending >= self.limit:
             metrics.REJECTED.labels("overloaded").inc()
-            raise APIError(503, f"The server is at capacity ({self.limit} generations in progress or queued). "
-                                "Retry shortly.", code="server_overloaded", headers={"Retry-After": "1"})
+            raise Overloaded(f"The server is at capacity ({self.limit} generations in progress or queued). "
+                             "Retry shortly.", code="server_overloaded", retry_after=1)
         self.pending += 1
         metrics.PENDING.set(self.pending)
         released = False
@@ -106,6 +106,6 @@ async def enforce_rate_limit(request: Request, user: UserDep) -> None:
         return
     if wait > 0:
         metrics.REJECTED.labels("rate_limited").inc()
-        raise APIError(429, f"Rate limit reached: {limiter.rate * 60:g} requests per minute (burst "
-                            f"{limiter.burst}). Retry in {wait:.1f} s.", code="rate_limit_exceeded",
-                       headers={"Retry-After": str(max(1, math.ceil(wait)))})
+        raise RateLimited(f"Rate limit reached: {limiter.rate * 60:g} requests per minute (burst "
+                          f"{limiter.burst}). Retry in {wait:.1f} s.", code="rate_limit_exceeded",
+                          retry_after=max(1, math.ceil(wait)))

@@ -16,6 +16,7 @@ from server import metrics
 from server.engine.admission import Admission
 from server.engine.wrapper import ChatEngine
 from server.errors import APIError
+from server.failures import Invalid, NotFound, Unavailable
 from server.protocol import ResponseFormat, SamplingFields, Usage, new_id
 
 SAMPLING_FIELDS = (
@@ -27,8 +28,8 @@ SAMPLING_FIELDS = (
 def resolve_model(requested: str | None, engine: ChatEngine) -> str:
     if requested is None or requested in engine.model_names:
         return requested or engine.model_name
-    raise APIError(
-        404, f"The model '{requested}' does not exist. Available: {', '.join(engine.model_names)}.",
+    raise NotFound(
+        f"The model '{requested}' does not exist. Available: {', '.join(engine.model_names)}.",
         param="model", code="model_not_found",
     )
 
@@ -38,11 +39,10 @@ def sampling_params(
 ) -> SamplingParams:
     """Request fields over the model's generation defaults, after the checks vLLM would fail less clearly."""
     if request.n > max_choices:
-        raise APIError(400, f"'n' must be at most {max_choices}, got {request.n}.", param="n", code="invalid_value")
+        raise Invalid(f"'n' must be at most {max_choices}, got {request.n}.", param="n", code="invalid_value")
     room = engine.max_model_len - prompt_len
     if room < 1:
-        raise APIError(
-            400,
+        raise Invalid(
             f"This model's maximum context length is {engine.max_model_len} tokens, "
             f"but the prompt has {prompt_len} tokens. Shorten the {prompt_param}.",
             param=prompt_param, code="context_length_exceeded",
@@ -50,8 +50,7 @@ def sampling_params(
     defaults = dict(engine.default_sampling)
     default_max = defaults.pop("max_tokens", room)
     if request.max_tokens is not None and request.max_tokens > room:
-        raise APIError(
-            400,
+        raise Invalid(
             f"This model's maximum context length is {engine.max_model_len} tokens. However, you requested "
             f"{prompt_len + request.max_tokens} tokens ({prompt_len} in the {prompt_param}, "
             f"{request.max_tokens} in the completion). Reduce the {prompt_param} or max_tokens.",
@@ -69,7 +68,7 @@ def sampling_params(
             structured_outputs=structured_outputs(request.response_format),
         )
     except (ValueError, VLLMValidationError) as exc:
-        raise APIError(400, str(exc), param=getattr(exc, "parameter", None), code="invalid_value") from exc
+        raise Invalid(str(exc), param=getattr(exc, "parameter", None), code="invalid_value") from exc
 
 
 def structured_outputs(response_format: ResponseFormat | None) -> StructuredOutputsParams | None:
@@ -132,11 +131,12 @@ class Generation:
                     yield ChoiceDelta(choice.index, choice.text, choice.finish_reason)
                 self.finished = output.finished
         except EngineDeadError as exc:
-            raise APIError(503, "The engine has stopped; the server must be restarted.", code="engine_dead") from exc
+            raise Unavailable("The engine has stopped; the server must be restarted.", code="engine_dead") from exc
         except GracefulHTTPError as exc:
+            # vLLM states these itself as an HTTP status: passed on as it is.
             raise APIError(int(exc.http_status), exc.message, headers={"Retry-After": "1"}) from exc
         except VLLMClientError as exc:
-            raise APIError(400, str(exc), param=getattr(exc, "parameter", None)) from exc
+            raise Invalid(str(exc), param=getattr(exc, "parameter", None)) from exc
         except (asyncio.CancelledError, GeneratorExit):
             metrics.ABORTED.labels(self.route).inc()
             raise

@@ -8,7 +8,8 @@ from typing import TypeVar
 from fastapi import Request
 from sse_starlette import EventSourceResponse
 
-from server.errors import APIError, ClientDisconnected
+from server.errors import APIError, ClientDisconnected, as_api_error
+from server.failures import Failure
 from server.protocol import ErrorResponse
 
 T = TypeVar("T")
@@ -29,9 +30,9 @@ async def completion_events(chunks: AsyncIterator[str]) -> AsyncIterator[dict[st
     try:
         async for data in chunks:
             yield {"data": data}
-    except APIError as exc:
+    except (APIError, Failure) as exc:
         # Headers are gone once streaming began: report the error in-band, as OpenAI does.
-        yield {"data": ErrorResponse(error=exc.body).model_dump_json()}
+        yield {"data": ErrorResponse(error=as_api_error(exc).body).model_dump_json()}
     yield {"data": "[DONE]"}
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from model_prep.chat_format import Message
 from server.engine.wrapper import ChatEngine
-from server.errors import APIError
+from server.failures import Invalid, NotFound
 from server.history.items import Item
 from server.history.store import HistoryStore, item_text
 from server.protocol import template_role
@@ -99,8 +99,7 @@ def fit_prompt(
         ids = everything_dropped
     hint = "Shorten the input or lower max_output_tokens" if truncate else (
         "Use truncation='auto' to drop the oldest turns, or start a new conversation")
-    raise APIError(
-        400,
+    raise Invalid(
         f"This model's maximum context length is {engine.max_model_len} tokens, but the prompt needs {len(ids)} "
         f"tokens plus {reserve} for the answer{' even with every earlier turn dropped' if truncate else ''}. "
         f"{hint}.",
@@ -115,16 +114,16 @@ async def stored_items(
     if conversation_id is not None:
         found = await store.load(owner, conversation_id)
         if found is None:
-            raise APIError(
-                404, f"Conversation with id '{conversation_id}' not found.", param="conversation",
+            raise NotFound(
+                f"Conversation with id '{conversation_id}' not found.", param="conversation",
                 code="conversation_not_found",
             )
         return found.items
     if previous_response_id is not None:
         chain = await store.response_chain(owner, previous_response_id)
         if chain is None:
-            raise APIError(
-                404, f"Previous response with id '{previous_response_id}' not found.",
+            raise NotFound(
+                f"Previous response with id '{previous_response_id}' not found.",
                 param="previous_response_id", code="previous_response_not_found",
             )
         return [item for record in chain for item in (*record.get("input", []), *record.get("output", []))]

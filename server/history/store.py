@@ -27,7 +27,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import BusyLoadingError, ConnectionError, ReadOnlyError, ResponseError, TimeoutError
 
 from server import metrics
-from server.errors import APIError
+from server.failures import Corrupt, Invalid, Unavailable
 from server.history.items import Item
 from server.history.scripts import APPEND, DELETE_CONVERSATION, DELETE_ITEM, LOAD, RESPONSE_CHAIN, UPDATE_METADATA
 from server.protocol import joined_text
@@ -38,10 +38,10 @@ P = ParamSpec("P")
 CACHED_CONVERSATIONS = 512
 T = TypeVar("T")
 
-class ConversationFull(APIError):
+class ConversationFull(Invalid):
     def __init__(self, conversation_id: str, max_items: int) -> None:
         super().__init__(
-            400, f"Conversation '{conversation_id}' already holds the maximum of {max_items} items; "
+            f"Conversation '{conversation_id}' already holds the maximum of {max_items} items; "
             "start a new conversation or delete items.", param="conversation", code="conversation_full",
         )
 
@@ -61,10 +61,10 @@ def store_errors_as_503(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaita
             return await method(*args, **kwargs)
         except REDIS_UNAVAILABLE as exc:
             metrics.HISTORY_ERRORS.labels(operation).inc()
-            raise APIError(
-                503, f"The conversation store (Redis) is unavailable ({str(exc).rstrip('.')}). Nothing was stored "
+            raise Unavailable(
+                f"The conversation store (Redis) is unavailable ({str(exc).rstrip('.')}). Nothing was stored "
                 "by this request; stateless /v1/chat/completions keeps working. Retry shortly.",
-                code="history_unavailable", headers={"Retry-After": "2"},
+                code="history_unavailable", retry_after=2,
             ) from exc
         finally:
             metrics.HISTORY_LATENCY.labels(operation).observe(time.perf_counter() - started)
@@ -291,7 +291,7 @@ class HistoryStore:
         try:
             chain = await self._response_chain(args=["lima:resp:", response_id, owner, self.max_items])
         except ResponseError as exc:  # a record that is not JSON: treat as missing rather than fail the turn
-            raise APIError(500, f"Stored response chain is unreadable: {exc}") from exc
+            raise Corrupt(f"Stored response chain is unreadable: {exc}") from exc
         return [json.loads(raw) for raw in reversed(chain)] if chain else None
 
 

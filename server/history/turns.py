@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from server.engine.generation import ChoiceDelta, Generation
-from server.errors import APIError
+from server.failures import NotFound
 from server.history.items import Item, message_item
 from server.history.store import HistoryStore
 from server.protocol import new_id
@@ -102,8 +102,8 @@ class Turn:
         record = {**response, "input": self.input_items} if response and self.store_response else None
         if self.conversation_id is not None:
             if not await self.store.append(self.owner, self.conversation_id, [*self.input_items, output], record):
-                raise APIError(
-                    404, f"Conversation '{self.conversation_id}' was deleted while this answer was generated; "
+                raise NotFound(
+                    f"Conversation '{self.conversation_id}' was deleted while this answer was generated; "
                     "the answer was not stored.", param="conversation", code="conversation_not_found",
                 )
         elif record is not None:

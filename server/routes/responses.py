@@ -18,7 +18,8 @@ from server.engine.admission import AdmissionDep
 from server.engine.generation import resolve_model, start_generation
 from server.engine.streaming import sse_response, until_disconnect
 from server.engine.wrapper import ChatEngine
-from server.errors import APIError
+from server.errors import APIError, as_api_error
+from server.failures import Failure
 from server.history.items import ResponseRequest
 from server.history.prompt import DROPPED_TURNS_HEADER, fit_prompt, reserve_for_output, stored_items, template_messages
 from server.history.turns import Turn
@@ -93,7 +94,8 @@ async def response_events(turn: Turn, response: dict[str, Any]) -> AsyncIterator
             if delta.text:
                 yield event("response.output_text.delta", **where, content_index=0, delta=delta.text, logprobs=[])
         final = await turn.save()
-    except APIError as exc:
+    except (APIError, Failure) as failure:
+        exc = as_api_error(failure)
         yield event("error", code=exc.body.code, message=exc.body.message, param=exc.body.param)
         yield event("response.failed", response={
             **response, "status": "failed", "error": {"code": exc.body.code or "server_error",
