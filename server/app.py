@@ -24,41 +24,40 @@ from server.metrics import MetricsMiddleware, declare_routes
 from server.middleware import BodyLimitMiddleware
 from server.routes import chat, completions, conversations, models, ops, responses
 from server.settings import ServerSettings
+from server.state import ServerState
 
 log = logging.getLogger(__name__)
 ENGINE_CHECK_SECONDS = 1.0
 
 
-async def load_engine(app: FastAPI, engine_args: AsyncEngineArgs, stop_server: Callable[[], None]) -> None:
+async def load_engine(state: ServerState, engine_args: AsyncEngineArgs, stop_server: Callable[[], None]) -> None:
     try:
         engine = await asyncio.to_thread(ChatEngine, engine_args)
-        limit = app.state.settings.max_pending_requests or 4 * engine.max_num_seqs
-        app.state.admission = Admission(limit)
-        app.state.engine = engine
+        limit = state.settings.max_pending_requests or 4 * engine.max_num_seqs
+        state.admission = Admission(limit)
+        state.engine = engine
         log.info("engine ready: serving %s (context %d tokens, at most %d generations pending)",
                  engine.model_name, engine.max_model_len, limit)
     except Exception as exc:
-        app.state.engine_error = f"the engine failed to start: {type(exc).__name__}: {exc}"
+        state.engine_error = f"the engine failed to start: {type(exc).__name__}: {exc}"
         log.exception("the engine failed to start; stopping the server")
         stop_server()
         return
-    await watch_engine(app, stop_server)
+    await watch_engine(state, engine, stop_server)
 
 
-async def watch_engine(app: FastAPI, stop_server: Callable[[], None]) -> None:
+async def watch_engine(state: ServerState, engine: ChatEngine, stop_server: Callable[[], None]) -> None:
     """vLLM cannot restart a dead engine process inside this one: /ready turns 503 at once, and the server
     exits with status 1 so its supervisor (systemd, Docker, Kubernetes) starts a fresh one."""
-    while app.state.engine.is_healthy:
+    while engine.is_healthy:
         await asyncio.sleep(ENGINE_CHECK_SECONDS)
-    app.state.engine_error = "the engine process died"
+    state.engine_error = "the engine process died"
     log.error("the engine process died; stopping the server (exit status 1) so that it is restarted")
     stop_server()
 
 
-async def open_store(app: FastAPI, settings: ServerSettings, stack: AsyncExitStack) -> None:
+async def open_store(state: ServerState, settings: ServerSettings, stack: AsyncExitStack) -> None:
     """The store on REDIS_URL, else on an embedded redis-server; a failure leaves it None with the reason."""
-    app.state.store, app.state.store_error, app.state.redis_server = None, None, None
-    app.state.rate_limiter = None
     url = settings.redis_url
     try:
         if url is None:
@@ -67,16 +66,16 @@ async def open_store(app: FastAPI, settings: ServerSettings, stack: AsyncExitSta
             stack.callback(server.stop)
             supervisor = asyncio.create_task(server.supervise())
             stack.callback(supervisor.cancel)
-            app.state.redis_server, url = server, server.url
+            state.redis_server, url = server, server.url
         client = connect(url)
         stack.push_async_callback(client.aclose)
-        app.state.store = HistoryStore(client, settings.history_ttl_seconds, settings.history_max_items)
+        store = state.store = HistoryStore(client, settings.history_ttl_seconds, settings.history_max_items)
         if settings.rate_limit_per_minute:
-            app.state.rate_limiter = RateLimiter(client, settings.rate_limit_per_minute, settings.rate_limit_burst)
-        if not await app.state.store.ping():
+            state.rate_limiter = RateLimiter(client, settings.rate_limit_per_minute, settings.rate_limit_burst)
+        if not await store.ping():
             log.warning("Redis at %s does not answer yet; stateful routes answer 503 until it does", url)
     except (RedisServerError, ValueError) as exc:
-        app.state.store_error = str(exc)
+        state.store_error = str(exc)
         log.error("no conversation store: %s (stateless chat completions still work)", exc)
 
 
@@ -87,25 +86,22 @@ def build_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.settings = settings
-        app.state.engine = None
-        app.state.engine_error = None
-        app.state.admission = None
-        engine_task = asyncio.create_task(load_engine(app, engine_args, stop_server))
+        state = app.state.lima = ServerState(settings, api_keys)
+        engine_task = asyncio.create_task(load_engine(state, engine_args, stop_server))
         async with AsyncExitStack() as stack:
-            await open_store(app, settings, stack)
+            await open_store(state, settings, stack)
             try:
                 yield
             finally:
-                if app.state.engine is not None:  # loaded: stop watching it
+                if state.engine is not None:  # loaded: stop watching it
                     engine_task.cancel()
                 # An engine still starting is finished, then shut down: no orphan processes.
                 await asyncio.gather(engine_task, return_exceptions=True)
-                if app.state.engine is not None:
-                    app.state.engine.shutdown()
+                if state.engine is not None:
+                    state.engine.shutdown()
 
+    api_keys = APIKeys.from_settings(settings)  # a bad keys file stops the server before it starts
     app = FastAPI(title="LIMA chat server", version="0.1.0", lifespan=lifespan)
-    app.state.api_keys = APIKeys.from_settings(settings)
     install_error_handlers(app)
     app.include_router(ops.router)
     for module in (models, conversations):

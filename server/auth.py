@@ -11,6 +11,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from server.deps import get_state
 from server.errors import APIError
 from server.settings import ServerSettings
 
@@ -84,7 +85,7 @@ class APIKeys:
 
 
 def current_user(request: Request) -> str:
-    return request.app.state.api_keys.user_for(request.headers.get("authorization"))
+    return get_state(request).api_keys.user_for(request.headers.get("authorization"))
 
 
 UserDep = Annotated[str, Depends(current_user)]

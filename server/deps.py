@@ -1,4 +1,5 @@
-"""What routes declare they need: the loaded engine (503 until it is), the conversation store, the settings."""
+"""What routes declare they need: the loaded engine (503 until it is), the conversation store, the settings; the
+one way into the server's state."""
 
 from typing import Annotated
 
@@ -8,10 +9,15 @@ from server.engine.wrapper import ChatEngine
 from server.errors import APIError
 from server.history.store import HistoryStore
 from server.settings import ServerSettings
+from server.state import ServerState, state_of
+
+
+def get_state(request: Request) -> ServerState:
+    return state_of(request.app)
 
 
 def get_engine(request: Request) -> ChatEngine:
-    state = request.app.state
+    state = get_state(request)
     if state.engine is None:
         reason = state.engine_error or "the model is loading"
         raise APIError(503, f"Not ready: {reason}.", code="not_ready", headers={"Retry-After": "5"})
@@ -21,17 +27,17 @@ def get_engine(request: Request) -> ChatEngine:
 
 
 def get_store(request: Request) -> HistoryStore:
-    store = request.app.state.store
+    store = get_state(request).store
     if store is None:
         raise APIError(
-            503, f"The conversation store is not available: {request.app.state.store_error}. Stateless "
+            503, f"The conversation store is not available: {get_state(request).store_error}. Stateless "
             "/v1/chat/completions keeps working.", code="history_unavailable",
         )
     return store
 
 
 def get_settings(request: Request) -> ServerSettings:
-    return request.app.state.settings
+    return get_state(request).settings
 
 
 EngineDep = Annotated[ChatEngine, Depends(get_engine)]

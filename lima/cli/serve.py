@@ -83,7 +83,8 @@ def serve(argv: Sequence[str]) -> int:
     print(f"lima: serving {model} on http://{settings.host}:{settings.port}/v1 "
           f"(ready when GET /ready answers 200)", flush=True)
     server.run()
-    if app.state.engine_error:
-        print(f"lima: stopped because {app.state.engine_error}", file=sys.stderr)
+    state = getattr(app.state, "lima", None)  # absent when uvicorn stopped before the app started
+    if state is not None and (error := state.engine_error) is not None:
+        print(f"lima: stopped because {error}", file=sys.stderr)
         return 1
     return 0

@@ -19,7 +19,7 @@ from fastapi import Depends, Request
 
 from server import metrics
 from server.auth import UserDep
-from server.deps import get_engine
+from server.deps import get_engine, get_state
 from server.failures import Overloaded, RateLimited
 from server.history.store import REDIS_UNAVAILABLE
 
@@ -53,7 +53,9 @@ class Admission:
 
 def get_admission(request: Request) -> Admission:
     get_engine(request)  # 503 until the engine is up: the limit comes from its batch size
-    return request.app.state.admission
+    admission = get_state(request).admission
+    assert admission is not None  # set together with the engine, which get_engine checked
+    return admission
 
 
 AdmissionDep = Annotated[Admission, Depends(get_admission)]
@@ -96,7 +98,7 @@ class RateLimiter:
 
 async def enforce_rate_limit(request: Request, user: UserDep) -> None:
     """Dependency of the generating routes (POST only)."""
-    limiter: RateLimiter | None = request.app.state.rate_limiter
+    limiter = get_state(request).rate_limiter
     if limiter is None or request.method != "POST":
         return
     try:

@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter, Request, Response
 
-from server.deps import EngineDep
+from server.deps import EngineDep, get_state
 from server.metrics import metrics_text
 
 router = APIRouter(tags=["operations"])
@@ -18,7 +18,7 @@ async def health() -> dict[str, str]:
 async def ready(engine: EngineDep, request: Request) -> dict[str, str]:
     """The engine is loaded and alive: send traffic (503 with the reason otherwise). `history` says whether the
     conversation store answers; without it stateless chat still works, so it does not make the server unready."""
-    store = request.app.state.store
+    store = get_state(request).store
     history = "ok" if store is not None and await store.ping() else "unavailable"
     return {"status": "ready", "model": engine.model_name, "history": history}
 
