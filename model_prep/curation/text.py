@@ -40,11 +40,10 @@ _POINTING = re.compile(f"{_START}(.*?){_END}", re.S)
 
 @dataclass
 class Converted:
-    """An answer's Markdown, with where its pointing links' texts are and how many images it lost."""
+    """An answer's Markdown, with where its pointing links' texts are."""
 
     text: str
     pointing_links: list[tuple[int, int]] = field(default_factory=list)
-    images: int = 0
 
 
 def convert(html: str) -> Converted:
@@ -58,7 +57,7 @@ def convert(html: str) -> Converted:
         position = match.end()
     parts.append(raw[position:])
     text = "".join(parts).replace(_START, "").replace(_END, "")
-    return Converted(text, spans, html.count("<img"))
+    return Converted(text, spans)
 
 
 def html_to_markdown(html: str) -> str:
@@ -83,7 +82,7 @@ def convert_plain(text: str) -> Converted:
 
 
 def plain_links_removed(text: str) -> str:
-    """For plain-text sources (wikiHow, Reddit, comments): Markdown links keep their text, images and bare URLs
+    """For plain-text sources (wikiHow, Reddit): Markdown links keep their text, images and bare URLs
     go."""
     text = re.sub(r"!\[[^\]]*\]\([^)]*\)", "", text)
     text = re.sub(r"\[([^\]]+)\]\([^)]*\)", r"\1", text)
