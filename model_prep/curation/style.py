@@ -138,7 +138,6 @@ class Match:
 class Review:
     """What the rules found in one answer, and the text after any rewrites."""
 
-    original: str
     text: str
     matches: list[Match] = field(default_factory=list)  # in the original text, every rule
     rewrites: list[Match] = field(default_factory=list)  # the matches whose section was cut
@@ -196,7 +195,7 @@ def review(converted: Converted | str, rules: tuple[str, ...] = RULES) -> Review
     if isinstance(converted, str):
         converted = Converted(converted)
     text, pointing = converted.text, list(converted.pointing_links)
-    result = Review(text, text, find(text, pointing, rules))
+    result = Review(text, find(text, pointing, rules))
     while current := find(text, pointing, rules):
         first = current[0]
         span = cut(text, first)
