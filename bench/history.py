@@ -33,7 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from harness.live_server import LiveServer
 from model_prep.checkpoints.default_model import DEFAULT_MODEL_NAME
 from model_prep.evaluate.stats import percentile
-from server.history.items import message_item
+from server.history.items import MessageItem
+from server.history.objects import StoredResponse
 from server.history.redis_server import RedisServer
 from server.history.store import HistoryStore, connect
 
@@ -44,9 +45,9 @@ RESPONSES_TEXT = re.compile(r'"type": "response\.output_text\.delta"')
 CHAT_TEXT = re.compile(r'"content":"[^"]')  # the first chunk's empty content does not count
 
 
-def stored_turns(count: int) -> list[dict]:
-    return [item for i in range(count) for item in (message_item("user", f"{i}. {QUESTION}"),
-                                                       message_item("assistant", ANSWER))]
+def stored_turns(count: int) -> list[MessageItem]:
+    return [item for i in range(count) for item in (MessageItem.of("user", f"{i}. {QUESTION}"),
+                                                       MessageItem.of("assistant", ANSWER))]
 
 
 async def store_overhead(store: HistoryStore, turns: int, samples: int) -> dict[str, list[float]]:
@@ -58,7 +59,8 @@ async def store_overhead(store: HistoryStore, turns: int, samples: int) -> dict[
         await store.create_conversation("bench", conversation_id, {}, stored_turns(turns))
         for kind in ("cold", "warm"):
             new_turn = stored_turns(1)
-            response = {"id": f"resp_{conversation_id}_{kind}", "input": new_turn[:1], "output": new_turn[1:]}
+            response = StoredResponse(id=f"resp_{conversation_id}_{kind}", model="bench", owner="bench",
+                                      input=new_turn[:1], output=new_turn[1:])
             started = time.perf_counter()
             await store.load("bench", conversation_id)
             await store.append("bench", conversation_id, new_turn, response)
@@ -91,7 +93,7 @@ async def first_token(http: httpx.AsyncClient, path: str, body: dict, marker: re
 
 
 async def measure_ttft(url: str, samples: int, max_tokens: int) -> dict[str, list[tuple[float, float]]]:
-    history = [{"role": item["role"], "content": item["content"][0]["text"]} for item in stored_turns(9)]
+    history = [{"role": item.role, "content": item.text()} for item in stored_turns(9)]
     sampling = {"temperature": 0.7, "top_p": 0.9, "ignore_eos": True}
     results: dict[str, list[tuple[float, float]]] = {"server-side": [], "client-resend": []}
     async with httpx.AsyncClient(base_url=url, timeout=300) as http:

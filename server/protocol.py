@@ -217,11 +217,3 @@ class ErrorBody(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorBody
-
-
-def list_page(data: list[dict[str, Any]], has_more: bool) -> dict[str, Any]:
-    """One page of a list endpoint, as OpenAI shapes them (object: list, first_id, last_id, has_more)."""
-    return {
-        "object": "list", "data": data, "has_more": has_more,
-        "first_id": data[0]["id"] if data else None, "last_id": data[-1]["id"] if data else None,
-    }

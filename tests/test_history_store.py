@@ -15,7 +15,8 @@ from model_prep.chat_format import Message, chat_token_ids
 from server.auth import APIKeys, read_keys_file
 from server.errors import APIError, as_api_error
 from server.failures import Invalid, Unavailable
-from server.history.items import message_item
+from server.history.items import MessageItem
+from server.history.objects import StoredResponse
 from server.history.prompt import fit_prompt, split_turns
 from server.history.redis_server import RedisServer
 from server.history.store import ConversationFull, HistoryStore, connect
@@ -30,19 +31,19 @@ def store(shared_redis: RedisServer) -> Iterator[HistoryStore]:
     yield HistoryStore(connect(shared_redis.url), ttl_seconds=3600, max_items=6)
 
 
-def turn(question: str, answer: str) -> list[dict[str, Any]]:
-    return [message_item("user", question), message_item("assistant", answer)]
+def turn(question: str, answer: str) -> list[MessageItem]:
+    return [MessageItem.of("user", question), MessageItem.of("assistant", answer)]
 
 
 def test_turns_append_in_order_with_ttl_and_owner(store: HistoryStore) -> None:
     async def scenario() -> None:
-        await store.create_conversation("ann", "conv_t1", {"title": "x"}, [message_item("system", "Be kind.")])
+        await store.create_conversation("ann", "conv_t1", {"title": "x"}, [MessageItem.of("system", "Be kind.")])
         assert await store.append("ann", "conv_t1", turn("q1", "a1"))
         assert await store.append("ann", "conv_t1", turn("q2", "a2"))
         assert not await store.append("ben", "conv_t1", turn("q3", "a3"))  # another owner: as if missing
         found = await store.load("ann", "conv_t1")
-        assert [i["content"][0]["text"] for i in found.items] == ["Be kind.", "q1", "a1", "q2", "a2"]
-        assert found.conversation["preview"] == "q1"
+        assert [i.text() for i in found.items] == ["Be kind.", "q1", "a1", "q2", "a2"]
+        assert found.conversation.preview == "q1"
         assert await store.load("ben", "conv_t1") is None
         for key in [*store.conversation_keys("conv_t1"), store.user_index("ann")]:
             assert 3500 < await store.client.ttl(key) <= 3600
@@ -58,7 +59,7 @@ def test_expired_conversations_leave_the_listing(shared_redis: RedisServer) -> N
 
     async def scenario() -> None:
         await short.create_conversation("cy", "conv_short", {}, turn("q", "a"))
-        assert [c["id"] for c in (await short.list_conversations("cy", 10, None, True))[0]] == ["conv_short"]
+        assert [c.id for c in (await short.list_conversations("cy", 10, None, True))[0]] == ["conv_short"]
         await asyncio.sleep(1.5)
         await short.client.zadd(short.user_index("cy"), {"conv_short": 1})  # index outlives the conversation
         assert (await short.list_conversations("cy", 10, None, True))[0] == []
@@ -71,11 +72,11 @@ def test_response_chain_walks_previous_ids_for_the_owner_only(store: HistoryStor
     async def scenario() -> None:
         previous = None
         for index in range(4):
-            record = {"id": f"resp_c{index}", "previous_response_id": previous, "input": [], "output": []}
-            await store.save_response("dee", record)
-            previous = record["id"]
+            record = StoredResponse(id=f"resp_c{index}", model="m", previous_response_id=previous, owner="dee")
+            await store.save_response(record)
+            previous = record.id
         chain = await store.response_chain("dee", "resp_c3")
-        assert [r["id"] for r in chain] == ["resp_c0", "resp_c1", "resp_c2", "resp_c3"]
+        assert [r.id for r in chain] == ["resp_c0", "resp_c1", "resp_c2", "resp_c3"]
         assert await store.response_chain("eve", "resp_c3") is None
 
     run(scenario())
@@ -160,13 +161,13 @@ def test_cached_history_follows_other_replicas_writes(shared_redis: RedisServer)
         await here.create_conversation("gus", "conv_cache", {}, turn("q0", "a0"))
 
         async def texts(store: HistoryStore) -> list[str]:
-            return [item["content"][0]["text"] for item in (await store.load("gus", "conv_cache")).items]
+            return [item.text() for item in (await store.load("gus", "conv_cache")).items]
 
         assert await texts(here) == ["q0", "a0"]
         await here.append("gus", "conv_cache", turn("q1", "a1"))  # extends here's cache
         await there.append("gus", "conv_cache", turn("q2", "a2"))  # here's cache is now one revision behind
         assert await texts(here) == ["q0", "a0", "q1", "a1", "q2", "a2"]
-        removed = (await there.load("gus", "conv_cache")).items[2]["id"]
+        removed = (await there.load("gus", "conv_cache")).items[2].id
         await there.delete_item("gus", "conv_cache", removed)  # a removal: caches must reload in full
         assert await texts(here) == ["q0", "a0", "a1", "q2", "a2"]
         assert await here.load("hal", "conv_cache") is None  # the cache never bypasses the owner check

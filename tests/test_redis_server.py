@@ -87,7 +87,7 @@ def test_sentinel_url_finds_the_master(tmp_path: Path) -> None:
         async def through_sentinel() -> list[str]:
             store = HistoryStore(connect(f"redis+sentinel://127.0.0.1:{sentinel_port}/lima"), 0, 10)
             await store.create_conversation("ivy", "conv_sentinel", {}, [])
-            return [conversation["id"] for conversation in (await store.list_conversations("ivy", 5, None, True))[0]]
+            return [conversation.id for conversation in (await store.list_conversations("ivy", 5, None, True))[0]]
 
         assert asyncio.run(through_sentinel()) == ["conv_sentinel"]
         assert master.client().exists("lima:conv:conv_sentinel")  # it wrote to the master the sentinel named

@@ -4,7 +4,6 @@ against the real engine.)"""
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 
 import pytest
 from vllm import SamplingParams
@@ -14,7 +13,8 @@ from vllm.v1.engine.exceptions import EngineDeadError
 from server.engine.generation import Generation
 from server.errors import as_api_error
 from server.failures import NotFound, Unavailable
-from server.history.items import message_item
+from server.history.items import MessageItem
+from server.history.objects import ResponseObject
 from server.history.redis_server import RedisServer
 from server.history.store import HistoryStore, connect
 from server.history.turns import Turn, _background_saves
@@ -59,16 +59,16 @@ def in_store(shared_redis: RedisServer, scenario: Scenario) -> None:
     asyncio.run(run())
 
 
-async def new_turn(store: HistoryStore, engine: ScriptedEngine, response: dict[str, Any] | None = None
+async def new_turn(store: HistoryStore, engine: ScriptedEngine, response: ResponseObject | None = None
                    ) -> tuple[Turn, str]:
     conversation = new_id("conv_")
     await store.create_conversation("ivy", conversation, {}, [])
     generation = Generation(engine, "responses", new_id("resp_"), [1, 2, 3], SamplingParams(max_tokens=16),
                             release=lambda: None)
-    return Turn(generation, store, "ivy", conversation, [message_item("user", "Hello?")], response), conversation
+    return Turn(generation, store, "ivy", conversation, [MessageItem.of("user", "Hello?")], response), conversation
 
 
-async def stored(store: HistoryStore, conversation: str) -> list[dict[str, Any]]:
+async def stored(store: HistoryStore, conversation: str) -> list[MessageItem]:
     return (await store.load("ivy", conversation)).items
 
 
@@ -80,9 +80,9 @@ def test_a_finished_answer_is_stored_whole_with_its_tokens(shared_redis: RedisSe
         choices, _ = await turn.collect()
         assert choices[0].text == "Hi there." and choices[0].finish_reason == "stop"
         user, answer = await stored(store, conversation)
-        assert user["role"] == "user" and user["content"][0]["text"] == "Hello?"
-        assert (answer["status"], answer["finish_reason"], answer["tokens"]) == ("completed", "stop", 3)
-        assert answer["content"][0]["text"] == "Hi there." and answer["response_id"] == turn.generation.request_id
+        assert user.role == "user" and user.text() == "Hello?"
+        assert (answer.status, answer.finish_reason, answer.tokens) == ("completed", "stop", 3)
+        assert answer.text() == "Hi there." and answer.response_id == turn.generation.request_id
 
     in_store(shared_redis, scenario)
     assert engine.aborted == []  # it finished: nothing to abort
@@ -91,13 +91,13 @@ def test_a_finished_answer_is_stored_whole_with_its_tokens(shared_redis: RedisSe
 def test_an_answer_cut_by_the_length_limit_is_incomplete(shared_redis: RedisServer) -> None:
     async def scenario(store: HistoryStore) -> None:
         turn, conversation = await new_turn(store, ScriptedEngine(["a", "b"], finish_reason="length"),
-                                            response={"id": "resp_x", "object": "response"})
+                                            response=ResponseObject(id="resp_x", model="m"))
         _, response = await turn.collect()
-        assert response["status"] == "incomplete"
-        assert response["incomplete_details"] == {"reason": "max_output_tokens"}
-        assert response["usage"]["output_tokens"] == 2 and response["completed_at"] is None
+        assert response is not None and response.status == "incomplete"
+        assert response.incomplete_details is not None and response.incomplete_details.reason == "max_output_tokens"
+        assert response.usage is not None and response.usage.output_tokens == 2 and response.completed_at is None
         answer = (await stored(store, conversation))[1]
-        assert (answer["status"], answer["finish_reason"]) == ("incomplete", "length")
+        assert (answer.status, answer.finish_reason) == ("incomplete", "length")
 
     in_store(shared_redis, scenario)
 
@@ -113,8 +113,8 @@ def test_a_client_gone_mid_answer_leaves_the_partial_answer_marked_incomplete(sh
         await deltas.aclose()  # what the server sees when the client disconnects mid-stream
         await asyncio.gather(*_background_saves)
         answer = (await stored(store, conversation))[1]
-        assert (answer["status"], answer["finish_reason"], answer["tokens"]) == ("incomplete", None, 2)
-        assert answer["content"][0]["text"] == "one two"
+        assert (answer.status, answer.finish_reason, answer.tokens) == ("incomplete", None, 2)
+        assert answer.text() == "one two"
         assert engine.aborted == [turn.generation.request_id]  # the engine stops generating for nobody
 
     in_store(shared_redis, scenario)

@@ -112,7 +112,8 @@ def test_cancelling_the_stream_aborts_the_answer_on_the_server(url: str) -> None
         seen, answer = with_client(url, scenario)
         if (answer.status, answer.model_extra["finish_reason"]) != ("completed", "stop"):
             break
-    assert answer.status == "incomplete" and answer.content[0].text.startswith(seen[-1])
+    assert answer.status == "incomplete", (answer.status, answer.model_extra, seen[-1:])
+    assert answer.content[0].text.startswith(seen[-1])
     assert answer.model_extra["finish_reason"] is None and answer.model_extra["tokens"] < 400
 
 

@@ -15,8 +15,7 @@ from vllm.v1.engine.exceptions import EngineDeadError
 from server import metrics
 from server.engine.admission import Admission
 from server.engine.wrapper import ChatEngine
-from server.errors import APIError
-from server.failures import Invalid, NotFound, Unavailable
+from server.failures import Failure, Invalid, NotFound, Overloaded, RateLimited, Unavailable
 from server.protocol import ResponseFormat, SamplingFields, Usage, new_id
 
 SAMPLING_FIELDS = (
@@ -32,6 +31,11 @@ def resolve_model(requested: str | None, engine: ChatEngine) -> str:
         f"The model '{requested}' does not exist. Available: {', '.join(engine.model_names)}.",
         param="model", code="model_not_found",
     )
+
+
+def engine_rejection(status: int) -> type[Failure]:
+    """The failure a vLLM rejection stands for, read from the HTTP status vLLM gives it."""
+    return RateLimited if status == 429 else Overloaded if status >= 500 else Invalid
 
 
 def sampling_params(
@@ -133,8 +137,8 @@ class Generation:
         except EngineDeadError as exc:
             raise Unavailable("The engine has stopped; the server must be restarted.", code="engine_dead") from exc
         except GracefulHTTPError as exc:
-            # vLLM states these itself as an HTTP status: passed on as it is.
-            raise APIError(int(exc.http_status), exc.message, headers={"Retry-After": "1"}) from exc
+            # vLLM's own admission control: a rejection that a retry may get past.
+            raise engine_rejection(int(exc.http_status))(exc.message, retry_after=1) from exc
         except VLLMClientError as exc:
             raise Invalid(str(exc), param=getattr(exc, "parameter", None)) from exc
         except (asyncio.CancelledError, GeneratorExit):

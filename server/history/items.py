@@ -1,4 +1,5 @@
-"""Request shapes of OpenAI's Conversations and Responses APIs (text messages only), and the stored item form."""
+"""Message items as OpenAI's Conversations and Responses APIs show them and the store keeps them, and the request
+shapes of those APIs (text messages only)."""
 
 import time
 from typing import Annotated, Any, Literal
@@ -7,7 +8,49 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from server.protocol import SamplingFields, joined_text, new_id
 
-Item = dict[str, Any]
+ItemRole = Literal["user", "assistant", "system", "developer"]
+ItemStatus = Literal["in_progress", "completed", "incomplete"]
+
+
+class Identified(BaseModel):
+    """An object list routes can page through (OpenAI pages by id)."""
+
+    id: str
+
+
+class InputText(BaseModel):
+    type: Literal["input_text"] = "input_text"
+    text: str
+
+
+class OutputText(BaseModel):
+    type: Literal["output_text"] = "output_text"
+    text: str
+    annotations: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class MessageItem(Identified):
+    """A message item: OpenAI's fields, then this server's extensions (when it was written, by which response,
+    its token count, and how the answer ended), which the store keeps with it."""
+
+    id: str = Field(default_factory=lambda: new_id("msg_"))
+    type: Literal["message"] = "message"
+    role: ItemRole
+    status: ItemStatus = "completed"
+    content: list[Annotated[InputText | OutputText, Field(discriminator="type")]]
+    created_at: int = Field(default_factory=lambda: int(time.time()))
+    response_id: str | None = None
+    tokens: int | None = None
+    finish_reason: str | None = None
+
+    @classmethod
+    def of(cls, role: str, text: str, **fields: Any) -> "MessageItem":
+        """A message with one text part: output text for the assistant, input text for everyone else."""
+        part = OutputText(text=text) if role == "assistant" else InputText(text=text)
+        return cls.model_validate({"role": role, "content": [part], **fields})
+
+    def text(self) -> str:
+        return joined_text(self.content)
 
 
 def check_metadata(metadata: dict[str, str]) -> dict[str, str]:
@@ -34,33 +77,14 @@ class InputMessage(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     type: Literal["message"] = "message"
-    role: Literal["user", "assistant", "system", "developer"]
+    role: ItemRole
     content: str | Annotated[list[ContentPart], Field(min_length=1)]
 
     def text(self) -> str:
         return joined_text(self.content)
 
-    def to_item(self, tokens: int | None = None) -> Item:
-        return message_item(self.role, self.text(), tokens=tokens)
-
-
-def message_item(
-    role: str,
-    text: str,
-    *,
-    status: str = "completed",
-    response_id: str | None = None,
-    tokens: int | None = None,
-    finish_reason: str | None = None,
-    item_id: str | None = None,
-) -> Item:
-    """A stored message item: OpenAI's shape plus when it was written, by which response, and its token count."""
-    part = {"type": "output_text", "text": text, "annotations": []} if role == "assistant" else {
-        "type": "input_text", "text": text}
-    return {
-        "id": item_id or new_id("msg_"), "type": "message", "role": role, "status": status, "content": [part],
-        "created_at": int(time.time()), "response_id": response_id, "tokens": tokens, "finish_reason": finish_reason,
-    }
+    def to_item(self, tokens: int | None = None) -> MessageItem:
+        return MessageItem.of(self.role, self.text(), tokens=tokens)
 
 
 class ConversationCreate(BaseModel):

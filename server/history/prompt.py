@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from model_prep.chat_format import Message
 from server.engine.wrapper import ChatEngine
 from server.failures import Invalid, NotFound
-from server.history.items import Item
-from server.history.store import HistoryStore, item_text
+from server.history.items import MessageItem
+from server.history.store import HistoryStore
 from server.protocol import template_role
 
 INSTRUCTION_ROLES = ("system", "developer")
@@ -20,13 +20,9 @@ INSTRUCTION_ROLES = ("system", "developer")
 DROPPED_TURNS_HEADER = "X-Lima-Dropped-Turns"
 
 
-def template_messages(items: Sequence[Item]) -> list[Message]:
+def template_messages(items: Sequence[MessageItem]) -> list[Message]:
     """Stored message items as chat-template messages ("developer" is the newer name for "system")."""
-    return [
-        Message(role=template_role(item["role"]), content=item_text(item))
-        for item in items
-        if item.get("type", "message") == "message"
-    ]
+    return [Message(role=template_role(item.role), content=item.text()) for item in items]
 
 
 def split_turns(history: Sequence[Message]) -> list[tuple[bool, list[Message]]]:
@@ -109,7 +105,7 @@ def fit_prompt(
 
 async def stored_items(
     store: HistoryStore, owner: str, conversation_id: str | None, previous_response_id: str | None
-) -> list[Item]:
+) -> list[MessageItem]:
     """The items a new turn continues: a conversation's, or a previous_response_id chain's inputs and outputs."""
     if conversation_id is not None:
         found = await store.load(owner, conversation_id)
@@ -126,5 +122,5 @@ async def stored_items(
                 f"Previous response with id '{previous_response_id}' not found.",
                 param="previous_response_id", code="previous_response_not_found",
             )
-        return [item for record in chain for item in (*record.get("input", []), *record.get("output", []))]
+        return [item for record in chain for item in (*record.input, *record.output)]
     return []

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar, cast
 
 import redis.asyncio as redis
+from pydantic import ValidationError
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff
@@ -28,9 +29,9 @@ from redis.exceptions import BusyLoadingError, ConnectionError, ReadOnlyError, R
 
 from server import metrics
 from server.failures import Corrupt, Invalid, Unavailable
-from server.history.items import Item
+from server.history.items import MessageItem
+from server.history.objects import Conversation, StoredResponse
 from server.history.scripts import APPEND, DELETE_CONVERSATION, DELETE_ITEM, LOAD, RESPONSE_CHAIN, UPDATE_METADATA
-from server.protocol import joined_text
 
 # What "the store is unavailable" means everywhere (503 for requests, fail-open for the rate limit).
 REDIS_UNAVAILABLE = (ConnectionError, TimeoutError, BusyLoadingError, ReadOnlyError, OSError)
@@ -95,26 +96,29 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def conversation_object(fields: dict[bytes, bytes] | list[bytes]) -> dict[str, Any]:
-    """The OpenAI conversation object from the hash (HGETALL as a dict, or as the flat list Lua returns)."""
+def conversation_object(fields: dict[bytes, bytes] | list[bytes]) -> Conversation:
+    """The conversation object from its hash (HGETALL as a dict, or as the flat list Lua returns)."""
     if isinstance(fields, list):
         fields = dict(zip(fields[::2], fields[1::2], strict=True))
     value = {key.decode(): raw.decode() for key, raw in fields.items()}
-    return {
-        "id": value["id"],
-        "object": "conversation",
-        "created_at": int(value["created_at"]),
-        "metadata": json.loads(value.get("metadata", "{}")),
-        # Extensions for conversation lists (OpenAI has none): last activity and the first user message.
-        "updated_at": int(value.get("updated_at", 0)) // 1000,
-        "preview": value.get("preview", ""),
-    }
+    return Conversation(
+        id=value["id"], created_at=int(value["created_at"]), metadata=json.loads(value.get("metadata", "{}")),
+        updated_at=int(value.get("updated_at", 0)) // 1000, preview=value.get("preview", ""),
+    )
+
+
+def stored_record(raw: bytes | str) -> StoredResponse:
+    """A stored response read back; one that does not parse is reported as corrupt, not as a server fault."""
+    try:
+        return StoredResponse.model_validate_json(raw)
+    except ValidationError as exc:
+        raise Corrupt(f"A stored response is unreadable: {exc.errors()[0]['msg']}") from exc
 
 
 @dataclass
-class Conversation:
-    conversation: dict[str, Any]
-    items: list[Item]
+class StoredConversation:
+    conversation: Conversation
+    items: list[MessageItem]
 
 
 class HistoryStore:
@@ -129,7 +133,7 @@ class HistoryStore:
         self._delete_item = client.register_script(DELETE_ITEM)
         self._response_chain = client.register_script(RESPONSE_CHAIN)
         # conversation id -> (revision, items): this process's copy of recently used histories.
-        self._cache: OrderedDict[str, tuple[int, list[Item]]] = OrderedDict()
+        self._cache: OrderedDict[str, tuple[int, list[MessageItem]]] = OrderedDict()
 
     @staticmethod
     def conversation_keys(conversation_id: str) -> list[str]:
@@ -152,8 +156,8 @@ class HistoryStore:
 
     @store_errors_as_503
     async def create_conversation(
-        self, owner: str, conversation_id: str, metadata: dict[str, str], items: list[Item]
-    ) -> dict[str, Any]:
+        self, owner: str, conversation_id: str, metadata: dict[str, str], items: list[MessageItem]
+    ) -> Conversation:
         if len(items) > self.max_items:
             raise ConversationFull(conversation_id, self.max_items)
         now = now_ms()
@@ -167,8 +171,8 @@ class HistoryStore:
         async with self.client.pipeline(transaction=True) as pipe:
             pipe.hset(conv, mapping=cast(Any, fields))  # redis-py's Mapping key type is invariant
             if items:
-                pipe.rpush(ids, *(item["id"] for item in items))
-                pipe.hset(item_hash, mapping={item["id"]: json.dumps(item) for item in items})
+                pipe.rpush(ids, *(item.id for item in items))
+                pipe.hset(item_hash, mapping={item.id: item.model_dump_json() for item in items})
             pipe.zadd(self.user_index(owner), {conversation_id: now})
             if self.ttl:
                 for key in (conv, ids, item_hash, self.user_index(owner)):
@@ -177,7 +181,7 @@ class HistoryStore:
         return conversation_object({k.encode(): str(v).encode() for k, v in fields.items()})
 
     @store_errors_as_503
-    async def load(self, owner: str, conversation_id: str) -> Conversation | None:
+    async def load(self, owner: str, conversation_id: str) -> StoredConversation | None:
         """The conversation and all its items in order, in one round trip; None if missing or not the owner's.
 
         Items already cached by this process are not sent again when the conversation only grew since: a turn
@@ -189,32 +193,35 @@ class HistoryStore:
             self._cache.pop(conversation_id, None)
             return None
         meta, raw_items, first_sent = found
-        items = [*(cached if first_sent else ()), *(json.loads(raw) for raw in raw_items if raw is not None)]
+        items = [
+            *(cached if first_sent else ()),
+            *(MessageItem.model_validate_json(raw) for raw in raw_items if raw is not None),
+        ]
         fields = dict(zip(meta[::2], meta[1::2], strict=True))
         self._remember(conversation_id, int(fields.get(b"rev", 0)), items)
-        return Conversation(conversation_object(fields), items)
+        return StoredConversation(conversation_object(fields), items)
 
-    def _remember(self, conversation_id: str, rev: int, items: list[Item]) -> None:
+    def _remember(self, conversation_id: str, rev: int, items: list[MessageItem]) -> None:
         self._cache[conversation_id] = (rev, items)
         self._cache.move_to_end(conversation_id)
         while len(self._cache) > CACHED_CONVERSATIONS:
             self._cache.popitem(last=False)
 
-    async def get_conversation(self, owner: str, conversation_id: str) -> dict[str, Any] | None:
+    async def get_conversation(self, owner: str, conversation_id: str) -> Conversation | None:
         found = await self.load(owner, conversation_id)
         return found.conversation if found else None
 
     @store_errors_as_503
     async def append(
-        self, owner: str, conversation_id: str, items: list[Item], response: dict[str, Any] | None = None
+        self, owner: str, conversation_id: str, items: list[MessageItem], response: StoredResponse | None = None
     ) -> bool:
         """Add one turn's items (and its response record) atomically; False if the conversation is gone."""
-        pairs = [value for item in items for value in (item["id"], json.dumps(item))]
-        response_id = response["id"] if response else "none"
+        pairs = [value for item in items for value in (item.id, item.model_dump_json())]
+        response_id = response.id if response else "none"
         count, *rev = await self._append(
             keys=[*self.conversation_keys(conversation_id), self.user_index(owner), self.response_key(response_id)],
             args=[owner, conversation_id, self.max_items, self.ttl, now_ms(), preview_of(items),
-                  json.dumps({**response, "owner": owner}) if response else "", *pairs],
+                  response.model_dump_json() if response else "", *pairs],
         )
         if count == -2:
             raise ConversationFull(conversation_id, self.max_items)
@@ -229,7 +236,7 @@ class HistoryStore:
     @store_errors_as_503
     async def update_metadata(
         self, owner: str, conversation_id: str, metadata: dict[str, str]
-    ) -> dict[str, Any] | None:
+    ) -> Conversation | None:
         fields = await self._update_metadata(
             keys=self.conversation_keys(conversation_id)[:1], args=[owner, json.dumps(metadata)]
         )
@@ -241,14 +248,14 @@ class HistoryStore:
         return bool(await self._delete_conversation(keys=keys, args=[owner, conversation_id]))
 
     @store_errors_as_503
-    async def delete_item(self, owner: str, conversation_id: str, item_id: str) -> dict[str, Any] | None:
+    async def delete_item(self, owner: str, conversation_id: str, item_id: str) -> Conversation | None:
         fields = await self._delete_item(keys=self.conversation_keys(conversation_id), args=[owner, item_id])
         return conversation_object(fields) if fields else None
 
     @store_errors_as_503
     async def list_conversations(
         self, owner: str, limit: int, after: str | None, newest_first: bool
-    ) -> tuple[list[dict[str, Any]], bool]:
+    ) -> tuple[list[Conversation], bool]:
         """One page of the caller's conversations by last activity, and whether more follow."""
         index = self.user_index(owner)
         start = 0
@@ -267,16 +274,14 @@ class HistoryStore:
         return [conversation_object(fields) for fields in hashes if fields], len(ids) > limit
 
     @store_errors_as_503
-    async def save_response(self, owner: str, response: dict[str, Any]) -> None:
-        await self.client.set(
-            self.response_key(response["id"]), json.dumps({**response, "owner": owner}), ex=self.ttl or None
-        )
+    async def save_response(self, record: StoredResponse) -> None:
+        await self.client.set(self.response_key(record.id), record.model_dump_json(), ex=self.ttl or None)
 
     @store_errors_as_503
-    async def get_response(self, owner: str, response_id: str) -> dict[str, Any] | None:
+    async def get_response(self, owner: str, response_id: str) -> StoredResponse | None:
         raw = await self.client.get(self.response_key(response_id))
-        record = json.loads(raw) if raw else None
-        return record if record and record.get("owner") == owner else None
+        record = stored_record(cast(bytes, raw)) if raw else None
+        return record if record and record.owner == owner else None
 
     @store_errors_as_503
     async def delete_response(self, owner: str, response_id: str) -> bool:
@@ -286,22 +291,15 @@ class HistoryStore:
         return True
 
     @store_errors_as_503
-    async def response_chain(self, owner: str, response_id: str) -> list[dict[str, Any]] | None:
+    async def response_chain(self, owner: str, response_id: str) -> list[StoredResponse] | None:
         """The response and its previous_response_id ancestors, oldest first; None if missing."""
         try:
             chain = await self._response_chain(args=["lima:resp:", response_id, owner, self.max_items])
         except ResponseError as exc:  # a record that is not JSON: treat as missing rather than fail the turn
             raise Corrupt(f"Stored response chain is unreadable: {exc}") from exc
-        return [json.loads(raw) for raw in reversed(chain)] if chain else None
+        return [stored_record(raw) for raw in reversed(chain)] if chain else None
 
 
-def preview_of(items: list[Item]) -> str:
+def preview_of(items: list[MessageItem]) -> str:
     """The first user message's text, shortened: the title a conversation list shows."""
-    for item in items:
-        if item.get("role") == "user":
-            return item_text(item)[:120]
-    return ""
-
-
-def item_text(item: Item) -> str:
-    return joined_text(item.get("content", []))
+    return next((item.text()[:120] for item in items if item.role == "user"), "")

@@ -11,7 +11,8 @@ from typing import Any
 
 from server.engine.generation import ChoiceDelta, Generation
 from server.failures import NotFound
-from server.history.items import Item, message_item
+from server.history.items import ItemStatus, MessageItem
+from server.history.objects import IncompleteDetails, ResponseObject, ResponseUsage, StoredResponse
 from server.history.store import HistoryStore
 from server.protocol import new_id
 
@@ -21,12 +22,12 @@ log = logging.getLogger(__name__)
 _background_saves: set[asyncio.Task[Any]] = set()
 
 
-def response_status(finish_reason: str | None, interrupted: bool) -> tuple[str, dict[str, str] | None]:
+def response_status(finish_reason: str | None, interrupted: bool) -> tuple[ItemStatus, IncompleteDetails | None]:
     """OpenAI's status and incomplete_details for how the answer ended."""
     if interrupted:
-        return "incomplete", {"reason": "client_disconnected"}
+        return "incomplete", IncompleteDetails(reason="client_disconnected")
     if finish_reason == "length":
-        return "incomplete", {"reason": "max_output_tokens"}
+        return "incomplete", IncompleteDetails(reason="max_output_tokens")
     return "completed", None
 
 
@@ -36,9 +37,9 @@ class Turn:
     store: HistoryStore | None
     owner: str
     conversation_id: str | None
-    input_items: list[Item]
+    input_items: list[MessageItem]
     # The Responses API object (without output and status yet); None for chat completions.
-    response: dict[str, Any] | None = None
+    response: ResponseObject | None = None
     store_response: bool = False
     output_id: str = field(default_factory=lambda: new_id("msg_"))
     parts: list[str] = field(default_factory=list)
@@ -66,40 +67,36 @@ class Turn:
     def text(self) -> str:
         return "".join(self.parts)
 
-    def finished(self, interrupted: bool = False) -> tuple[Item, dict[str, Any] | None]:
+    def finished(self, interrupted: bool = False) -> tuple[MessageItem, ResponseObject | None]:
         """The assistant item and the final response object (None for chat completions)."""
         status, details = response_status(self.finish_reason, interrupted)
-        output = message_item(
+        output = MessageItem.of(
             "assistant", self.text, status=status, response_id=self.generation.request_id,
-            tokens=self.generation.completion_tokens, finish_reason=self.finish_reason, item_id=self.output_id,
+            tokens=self.generation.completion_tokens, finish_reason=self.finish_reason, id=self.output_id,
         )
         if self.response is None:
             return output, None
-        prompt, completion = self.generation.prompt_tokens, self.generation.completion_tokens
-        return output, {
-            **self.response,
+        return output, self.response.model_copy(update={
             "status": status,
             "incomplete_details": details,
             "completed_at": int(time.time()) if status == "completed" else None,
             "output": [output],
-            "usage": {
-                "input_tokens": prompt, "input_tokens_details": {"cached_tokens": 0},
-                "output_tokens": completion, "output_tokens_details": {"reasoning_tokens": 0},
-                "total_tokens": prompt + completion,
-            },
-        }
+            "usage": ResponseUsage.of(self.generation.prompt_tokens, self.generation.completion_tokens),
+        })
 
-    async def collect(self) -> tuple[list[ChoiceDelta], dict[str, Any] | None]:
+    async def collect(self) -> tuple[list[ChoiceDelta], ResponseObject | None]:
         """The whole answer (non-streaming), saved before it is returned, and the final response object."""
         choices = await self.generation.collect(self.deltas())
         return choices, await self.save()
 
-    async def save(self, interrupted: bool = False) -> dict[str, Any] | None:
+    async def save(self, interrupted: bool = False) -> ResponseObject | None:
         """Write the turn (one atomic script); returns the final response object."""
         output, response = self.finished(interrupted)
         if not self.persists or self.store is None:
             return response
-        record = {**response, "input": self.input_items} if response and self.store_response else None
+        record = StoredResponse(
+            **dict(response), owner=self.owner, input=self.input_items
+        ) if response and self.store_response else None
         if self.conversation_id is not None:
             if not await self.store.append(self.owner, self.conversation_id, [*self.input_items, output], record):
                 raise NotFound(
@@ -107,7 +104,7 @@ class Turn:
                     "the answer was not stored.", param="conversation", code="conversation_not_found",
                 )
         elif record is not None:
-            await self.store.save_response(self.owner, record)
+            await self.store.save_response(record)
         return response
 
 

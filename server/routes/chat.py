@@ -15,7 +15,7 @@ from server.engine.admission import AdmissionDep
 from server.engine.generation import resolve_model, start_generation, usage_of
 from server.engine.streaming import completion_events, sse_response, until_disconnect
 from server.errors import APIError
-from server.history.items import message_item
+from server.history.items import MessageItem
 from server.history.prompt import DROPPED_TURNS_HEADER, fit_prompt, reserve_for_output, stored_items, template_messages
 from server.history.turns import Turn
 from server.protocol import (
@@ -85,7 +85,7 @@ async def create_chat_completion(
         raise APIError(400, f"The model's chat template rejected the messages: {exc}", param="messages") from exc
     generation = start_generation(body, engine, ROUTE, "chatcmpl-", prompt_ids, "messages", settings.max_choices,
                                   admission)
-    input_items = [message_item(m["role"], m["content"]) for m in new_messages] if store else []
+    input_items = [MessageItem.of(m["role"], m["content"]) for m in new_messages] if store else []
     turn = Turn(generation, store, user, body.conversation, input_items)
     headers = {DROPPED_TURNS_HEADER: str(dropped_turns)} if store else None
     if body.stream:

@@ -1,15 +1,16 @@
 """OpenAI's Conversations API (text messages), plus GET /v1/conversations: the caller's conversations,
 most recently active first (an extension: OpenAI has no list route; chat UIs need one)."""
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
 from server.auth import UserDep
 from server.deps import StoreDep
 from server.errors import APIError
-from server.history.items import ConversationCreate, ConversationUpdate, Item, ItemsCreate
-from server.protocol import ErrorResponse, list_page, new_id
+from server.history.items import ConversationCreate, ConversationUpdate, ItemsCreate, MessageItem
+from server.history.objects import Conversation, Deleted, Page
+from server.protocol import ErrorResponse, new_id
 
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"], responses={404: {"model": ErrorResponse}})
 
@@ -24,8 +25,12 @@ def not_found(conversation_id: str) -> APIError:
     )
 
 
+def item_not_found(item_id: str) -> APIError:
+    return APIError(404, f"Item with id '{item_id}' not found.", param="item_id", code="item_not_found")
+
+
 @router.post("")
-async def create_conversation(body: ConversationCreate, user: UserDep, store: StoreDep) -> dict[str, Any]:
+async def create_conversation(body: ConversationCreate, user: UserDep, store: StoreDep) -> Conversation:
     items = [message.to_item() for message in body.items]
     return await store.create_conversation(user, new_id("conv_"), body.metadata or {}, items)
 
@@ -33,13 +38,13 @@ async def create_conversation(body: ConversationCreate, user: UserDep, store: St
 @router.get("")
 async def list_conversations(
     user: UserDep, store: StoreDep, limit: Limit = 20, after: str | None = None, order: Order = "desc"
-) -> dict[str, Any]:
+) -> Page[Conversation]:
     data, has_more = await store.list_conversations(user, limit, after, newest_first=order == "desc")
-    return list_page(data, has_more)
+    return Page.of(data, has_more)
 
 
 @router.get("/{conversation_id}")
-async def get_conversation(conversation_id: str, user: UserDep, store: StoreDep) -> dict[str, Any]:
+async def get_conversation(conversation_id: str, user: UserDep, store: StoreDep) -> Conversation:
     conversation = await store.get_conversation(user, conversation_id)
     if conversation is None:
         raise not_found(conversation_id)
@@ -49,7 +54,7 @@ async def get_conversation(conversation_id: str, user: UserDep, store: StoreDep)
 @router.post("/{conversation_id}")
 async def update_conversation(
     conversation_id: str, body: ConversationUpdate, user: UserDep, store: StoreDep
-) -> dict[str, Any]:
+) -> Conversation:
     conversation = await store.update_metadata(user, conversation_id, body.metadata)
     if conversation is None:
         raise not_found(conversation_id)
@@ -57,54 +62,54 @@ async def update_conversation(
 
 
 @router.delete("/{conversation_id}")
-async def delete_conversation(conversation_id: str, user: UserDep, store: StoreDep) -> dict[str, Any]:
+async def delete_conversation(conversation_id: str, user: UserDep, store: StoreDep) -> Deleted:
     if not await store.delete_conversation(user, conversation_id):
         raise not_found(conversation_id)
-    return {"id": conversation_id, "object": "conversation.deleted", "deleted": True}
+    return Deleted(id=conversation_id, object="conversation.deleted")
 
 
 @router.get("/{conversation_id}/items")
 async def list_items(
     conversation_id: str, user: UserDep, store: StoreDep, limit: Limit = 20, after: str | None = None,
     order: Order = "desc",
-) -> dict[str, Any]:
+) -> Page[MessageItem]:
     found = await store.load(user, conversation_id)
     if found is None:
         raise not_found(conversation_id)
     items = found.items if order == "asc" else found.items[::-1]
     start = 0
     if after is not None:
-        position = next((i for i, item in enumerate(items) if item["id"] == after), None)
+        position = next((i for i, item in enumerate(items) if item.id == after), None)
         if position is None:
             raise APIError(400, f"No item '{after}' in conversation '{conversation_id}'.", param="after")
         start = position + 1
-    return list_page(items[start:start + limit], start + limit < len(items))
+    return Page.of(items[start:start + limit], start + limit < len(items))
 
 
 @router.post("/{conversation_id}/items")
-async def add_items(conversation_id: str, body: ItemsCreate, user: UserDep, store: StoreDep) -> dict[str, Any]:
-    items: list[Item] = [message.to_item() for message in body.items]
+async def add_items(conversation_id: str, body: ItemsCreate, user: UserDep, store: StoreDep) -> Page[MessageItem]:
+    items = [message.to_item() for message in body.items]
     if not await store.append(user, conversation_id, items):
         raise not_found(conversation_id)
-    return list_page(items, False)
+    return Page.of(items, False)
 
 
 @router.get("/{conversation_id}/items/{item_id}")
-async def get_item(conversation_id: str, item_id: str, user: UserDep, store: StoreDep) -> Item:
+async def get_item(conversation_id: str, item_id: str, user: UserDep, store: StoreDep) -> MessageItem:
     found = await store.load(user, conversation_id)
     if found is None:
         raise not_found(conversation_id)
-    item = next((item for item in found.items if item["id"] == item_id), None)
+    item = next((item for item in found.items if item.id == item_id), None)
     if item is None:
-        raise APIError(404, f"Item with id '{item_id}' not found.", param="item_id", code="item_not_found")
+        raise item_not_found(item_id)
     return item
 
 
 @router.delete("/{conversation_id}/items/{item_id}")
-async def delete_item(conversation_id: str, item_id: str, user: UserDep, store: StoreDep) -> dict[str, Any]:
+async def delete_item(conversation_id: str, item_id: str, user: UserDep, store: StoreDep) -> Conversation:
     conversation = await store.delete_item(user, conversation_id, item_id)
     if conversation is None:
         if await store.get_conversation(user, conversation_id) is None:
             raise not_found(conversation_id)
-        raise APIError(404, f"Item with id '{item_id}' not found.", param="item_id", code="item_not_found")
+        raise item_not_found(item_id)
     return conversation

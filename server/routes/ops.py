@@ -1,6 +1,9 @@
 """Liveness (/health), readiness (/ready) and Prometheus (/metrics)."""
 
+from typing import Literal
+
 from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel
 
 from server.deps import EngineDep, get_state
 from server.metrics import metrics_text
@@ -8,19 +11,29 @@ from server.metrics import metrics_text
 router = APIRouter(tags=["operations"])
 
 
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(BaseModel):
+    status: Literal["ready"] = "ready"
+    model: str
+    history: Literal["ok", "unavailable"]
+
+
 @router.get("/health")
-async def health() -> dict[str, str]:
+async def health() -> Health:
     """The process is up and answering; says nothing about the model."""
-    return {"status": "ok"}
+    return Health()
 
 
 @router.get("/ready")
-async def ready(engine: EngineDep, request: Request) -> dict[str, str]:
+async def ready(engine: EngineDep, request: Request) -> Readiness:
     """The engine is loaded and alive: send traffic (503 with the reason otherwise). `history` says whether the
     conversation store answers; without it stateless chat still works, so it does not make the server unready."""
     store = get_state(request).store
-    history = "ok" if store is not None and await store.ping() else "unavailable"
-    return {"status": "ready", "model": engine.model_name, "history": history}
+    history: Literal["ok", "unavailable"] = "ok" if store is not None and await store.ping() else "unavailable"
+    return Readiness(model=engine.model_name, history=history)
 
 
 @router.get("/metrics", include_in_schema=False)

@@ -3,13 +3,13 @@ from the store, streams OpenAI's Responses events, and stores the turn; GET/DELE
 
 import itertools
 import json
-import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from jinja2 import TemplateError
+from pydantic import BaseModel
 
 from model_prep.chat_format import Message
 from server.auth import UserDep
@@ -20,10 +20,11 @@ from server.engine.streaming import sse_response, until_disconnect
 from server.engine.wrapper import ChatEngine
 from server.errors import APIError, as_api_error
 from server.failures import Failure
-from server.history.items import ResponseRequest
+from server.history.items import ConversationRef, MessageItem, OutputText, ResponseRequest
+from server.history.objects import Deleted, Page, ResponseError, ResponseObject
 from server.history.prompt import DROPPED_TURNS_HEADER, fit_prompt, reserve_for_output, stored_items, template_messages
 from server.history.turns import Turn
-from server.protocol import ErrorResponse, list_page
+from server.protocol import ErrorResponse
 
 ROUTE = "/v1/responses"
 router = APIRouter(tags=["responses"], responses={400: {"model": ErrorResponse}, 404: {"model": ErrorResponse}})
@@ -33,7 +34,7 @@ def count_tokens(engine: ChatEngine, text: str) -> int:
     return len(engine.tokenizer.encode(text, add_special_tokens=False))
 
 
-@router.post(ROUTE)
+@router.post(ROUTE, response_model=ResponseObject, responses={200: {"content": {"text/event-stream": {}}}})
 async def create_response(
     body: ResponseRequest, request: Request, user: UserDep, engine: EngineDep, settings: SettingsDep,
     admission: AdmissionDep,
@@ -53,28 +54,24 @@ async def create_response(
     except TemplateError as exc:
         raise APIError(400, f"The model's chat template rejected the input: {exc}", param="input") from exc
     generation = start_generation(body, engine, ROUTE, "resp_", fitted.ids, "input", settings.max_choices, admission)
-    response = {
-        "id": generation.request_id, "object": "response", "created_at": int(time.time()), "status": "in_progress",
-        "model": model, "output": [], "instructions": body.instructions,
-        "previous_response_id": body.previous_response_id,
-        "conversation": {"id": conversation_id} if conversation_id else None,
-        "max_output_tokens": body.max_output_tokens, "temperature": generation.params.temperature,
-        "top_p": generation.params.top_p, "parallel_tool_calls": False, "tool_choice": "none", "tools": [],
-        "text": {"format": {"type": "text"}}, "truncation": body.truncation, "store": body.store,
-        "metadata": body.metadata or {}, "user": body.user, "usage": None, "error": None,
-        "incomplete_details": None,
-        # Extension: how many of the oldest turns were left out so the prompt fits the context window.
-        "dropped_turns": fitted.dropped_turns,
-    }
+    response = ResponseObject(
+        id=generation.request_id, model=model, instructions=body.instructions,
+        previous_response_id=body.previous_response_id,
+        conversation=ConversationRef(id=conversation_id) if conversation_id else None,
+        max_output_tokens=body.max_output_tokens, temperature=generation.params.temperature,
+        top_p=generation.params.top_p, truncation=body.truncation, store=body.store, metadata=body.metadata or {},
+        user=body.user, dropped_turns=fitted.dropped_turns,
+    )
     turn = Turn(generation, store, user, conversation_id, input_items, response=response, store_response=body.store)
     headers = {DROPPED_TURNS_HEADER: str(fitted.dropped_turns)}
     if body.stream:
         return sse_response(response_events(turn, response), settings.shutdown_timeout_seconds, headers)
     _, final = await until_disconnect(request, turn.collect())
-    return JSONResponse(final, headers=headers)
+    assert final is not None  # a turn started with a response object finishes with one
+    return JSONResponse(final.model_dump(mode="json"), headers=headers)
 
 
-async def response_events(turn: Turn, response: dict[str, Any]) -> AsyncIterator[dict[str, str]]:
+async def response_events(turn: Turn, response: ResponseObject) -> AsyncIterator[dict[str, str]]:
     """OpenAI's Responses stream: created, in_progress, item and part added, text deltas, then (after the turn
     is stored) text/part/item done and completed or incomplete; an error event and response.failed on error."""
     sequence = itertools.count()
@@ -82,13 +79,15 @@ async def response_events(turn: Turn, response: dict[str, Any]) -> AsyncIterator
     def event(kind: str, **fields: Any) -> dict[str, str]:
         return {"event": kind, "data": json.dumps({"type": kind, "sequence_number": next(sequence), **fields})}
 
+    def dumped(model: BaseModel) -> dict[str, Any]:
+        return model.model_dump(mode="json")
+
     where = {"item_id": turn.output_id, "output_index": 0}
-    yield event("response.created", response=response)
-    yield event("response.in_progress", response=response)
-    yield event("response.output_item.added", output_index=0, item={
-        "id": turn.output_id, "type": "message", "role": "assistant", "status": "in_progress", "content": []})
-    yield event("response.content_part.added", **where, content_index=0,
-                part={"type": "output_text", "text": "", "annotations": []})
+    yield event("response.created", response=dumped(response))
+    yield event("response.in_progress", response=dumped(response))
+    yield event("response.output_item.added", output_index=0, item=dumped(
+        MessageItem(id=turn.output_id, role="assistant", status="in_progress", content=[])))
+    yield event("response.content_part.added", **where, content_index=0, part=dumped(OutputText(text="")))
     try:
         async for delta in turn.deltas():
             if delta.text:
@@ -97,22 +96,16 @@ async def response_events(turn: Turn, response: dict[str, Any]) -> AsyncIterator
     except (APIError, Failure) as failure:
         exc = as_api_error(failure)
         yield event("error", code=exc.body.code, message=exc.body.message, param=exc.body.param)
-        yield event("response.failed", response={
-            **response, "status": "failed", "error": {"code": exc.body.code or "server_error",
-                                                       "message": exc.body.message}})
+        failed = response.model_copy(update={
+            "status": "failed", "error": ResponseError(code=exc.body.code or "server_error", message=exc.body.message)})
+        yield event("response.failed", response=dumped(failed))
         return
     assert final is not None
-    item = final["output"][0]
-    part = item["content"][0]
-    yield event("response.output_text.done", **where, content_index=0, text=part["text"], logprobs=[])
-    yield event("response.content_part.done", **where, content_index=0, part=part)
-    yield event("response.output_item.done", output_index=0, item=item)
-    yield event(f"response.{final['status']}", response=final)
-
-
-def public(record: dict[str, Any]) -> dict[str, Any]:
-    """A stored response as the API shows it: without the owner and the input items kept for chains."""
-    return {key: value for key, value in record.items() if key not in ("owner", "input")}
+    item = final.output[0]
+    yield event("response.output_text.done", **where, content_index=0, text=item.text(), logprobs=[])
+    yield event("response.content_part.done", **where, content_index=0, part=dumped(item.content[0]))
+    yield event("response.output_item.done", output_index=0, item=dumped(item))
+    yield event(f"response.{final.status}", response=dumped(final))
 
 
 def response_not_found(response_id: str) -> APIError:
@@ -121,28 +114,27 @@ def response_not_found(response_id: str) -> APIError:
 
 
 @router.get(f"{ROUTE}/{{response_id}}")
-async def get_response(response_id: str, user: UserDep, store: StoreDep) -> dict[str, Any]:
+async def get_response(response_id: str, user: UserDep, store: StoreDep) -> ResponseObject:
     record = await store.get_response(user, response_id)
     if record is None:
         raise response_not_found(response_id)
-    return public(record)
+    return record.public()
 
 
 @router.get(f"{ROUTE}/{{response_id}}/input_items")
 async def list_input_items(
     response_id: str, user: UserDep, store: StoreDep, limit: Annotated[int, Query(ge=1, le=100)] = 20,
     order: Annotated[Literal["asc", "desc"], Query()] = "desc",
-) -> dict[str, Any]:
+) -> Page[MessageItem]:
     record = await store.get_response(user, response_id)
     if record is None:
         raise response_not_found(response_id)
-    items = record.get("input", [])
-    items = items if order == "asc" else items[::-1]
-    return list_page(items[:limit], len(items) > limit)
+    items = record.input if order == "asc" else record.input[::-1]
+    return Page.of(items[:limit], len(items) > limit)
 
 
 @router.delete(f"{ROUTE}/{{response_id}}")
-async def delete_response(response_id: str, user: UserDep, store: StoreDep) -> dict[str, Any]:
+async def delete_response(response_id: str, user: UserDep, store: StoreDep) -> Deleted:
     if not await store.delete_response(user, response_id):
         raise response_not_found(response_id)
-    return {"id": response_id, "object": "response.deleted", "deleted": True}
+    return Deleted(id=response_id, object="response.deleted")

@@ -1,0 +1,128 @@
+"""The objects the Conversations and Responses routes return and the store keeps, as OpenAI's `openai` package
+types them, field for field (tests/test_openai_types.py checks it); this server's extensions are marked."""
+
+import time
+from collections.abc import Sequence
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, Field
+
+from server.history.items import ConversationRef, Identified, MessageItem
+
+
+class Conversation(Identified):
+    object: Literal["conversation"] = "conversation"
+    created_at: int
+    metadata: dict[str, str] = Field(default_factory=dict)
+    # Extensions for conversation lists (OpenAI has none): last activity and the first user message.
+    updated_at: int = 0
+    preview: str = ""
+
+
+class Deleted(BaseModel):
+    id: str
+    object: Literal["conversation.deleted", "response.deleted"]
+    deleted: Literal[True] = True
+
+
+Entry = TypeVar("Entry", bound=Identified)
+
+
+class Page(BaseModel, Generic[Entry]):
+    """One page of a list route, as OpenAI shapes them."""
+
+    object: Literal["list"] = "list"
+    data: list[Entry]
+    first_id: str | None
+    last_id: str | None
+    has_more: bool
+
+    @classmethod
+    def of(cls, data: Sequence[Entry], has_more: bool) -> "Page[Entry]":
+        ids = [entry.id for entry in data]
+        return cls(data=list(data), first_id=ids[0] if ids else None, last_id=ids[-1] if ids else None,
+                   has_more=has_more)
+
+
+class InputTokensDetails(BaseModel):
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
+
+
+class OutputTokensDetails(BaseModel):
+    reasoning_tokens: int = 0
+
+
+class ResponseUsage(BaseModel):
+    input_tokens: int
+    input_tokens_details: InputTokensDetails = Field(default_factory=InputTokensDetails)
+    output_tokens: int
+    output_tokens_details: OutputTokensDetails = Field(default_factory=OutputTokensDetails)
+    total_tokens: int
+
+    @classmethod
+    def of(cls, prompt_tokens: int, completion_tokens: int) -> "ResponseUsage":
+        return cls(input_tokens=prompt_tokens, output_tokens=completion_tokens,
+                   total_tokens=prompt_tokens + completion_tokens)
+
+
+class ResponseError(BaseModel):
+    code: str
+    message: str
+
+
+class IncompleteDetails(BaseModel):
+    # "client_disconnected" is this server's: the client went away and the partial answer was kept.
+    reason: Literal["max_output_tokens", "content_filter", "client_disconnected"]
+
+
+class TextFormat(BaseModel):
+    type: Literal["text"] = "text"
+
+
+class TextConfig(BaseModel):
+    format: TextFormat = Field(default_factory=TextFormat)
+
+
+class ResponseObject(BaseModel):
+    """A Responses API response: `in_progress` while it streams, then completed, incomplete or failed."""
+
+    id: str
+    object: Literal["response"] = "response"
+    created_at: int = Field(default_factory=lambda: int(time.time()))
+    status: Literal["in_progress", "completed", "incomplete", "failed"] = "in_progress"
+    completed_at: int | None = None
+    model: str
+    output: list[MessageItem] = Field(default_factory=list)
+    instructions: str | None = None
+    previous_response_id: str | None = None
+    conversation: ConversationRef | None = None
+    max_output_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    parallel_tool_calls: bool = False
+    tool_choice: Literal["none"] = "none"
+    tools: list[dict[str, Any]] = Field(default_factory=list)
+    text: TextConfig = Field(default_factory=TextConfig)
+    truncation: Literal["auto", "disabled"] = "disabled"
+    metadata: dict[str, str] = Field(default_factory=dict)
+    user: str | None = None
+    usage: ResponseUsage | None = None
+    error: ResponseError | None = None
+    incomplete_details: IncompleteDetails | None = None
+    # Extensions: whether the response is kept for GET and previous_response_id, and how many of the oldest
+    # turns were left out so the prompt fits the context window.
+    store: bool = True
+    dropped_turns: int = 0
+
+
+class StoredResponse(ResponseObject):
+    """The record the store keeps: the response, its owner, and the input items a previous_response_id chain
+    replays into the next prompt."""
+
+    owner: str
+    input: list[MessageItem] = Field(default_factory=list)
+
+    def public(self) -> ResponseObject:
+        """The response as the API shows it, without the owner and the input."""
+        return ResponseObject.model_validate(self.model_dump(exclude={"owner", "input"}))
