@@ -22,7 +22,7 @@ from server.history.redis_server import RedisServer, RedisServerError
 from server.history.store import HistoryStore, connect
 from server.metrics import MetricsMiddleware, declare_routes
 from server.middleware import BodyLimitMiddleware
-from server.routes import chat, completions, conversations, models, ops, responses
+from server.routes import chat, completions, conversations, models, ops, responses, tokens
 from server.settings import ServerSettings
 from server.state import ServerState
 
@@ -104,7 +104,7 @@ def build_app(
     app = FastAPI(title="LIMA chat server", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
     app.include_router(ops.router)
-    for module in (models, conversations):
+    for module in (models, tokens, conversations):
         app.include_router(module.router, dependencies=[Depends(current_user)])
     for module in (chat, completions, responses):  # the generating routes
         app.include_router(module.router, dependencies=[Depends(current_user), Depends(enforce_rate_limit)])

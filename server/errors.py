@@ -89,11 +89,14 @@ def validation_error(exc: RequestValidationError) -> APIError:
         return APIError(400, f"Request body is not valid JSON: {first.get('ctx', {}).get('error', '')}".strip())
     param = param_path(first.get("loc", ()))
     message = first.get("msg", "invalid request")
+    code = "invalid_value"
     if first.get("type") == "missing":
         message = f"Missing required parameter: '{param}'."
+    elif first.get("type") == "unsupported_parameter":
+        code = "unsupported_parameter"
     elif param:
         message = f"Invalid value for '{param}': {message}"
-    return APIError(400, message, param=param, code="invalid_value")
+    return APIError(400, message, param=param, code=code)
 
 
 async def api_error_handler(_: Request, exc: APIError | Failure) -> JSONResponse:

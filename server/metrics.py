@@ -22,7 +22,14 @@ TIME_TO_FIRST_TOKEN = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 PROMPT_TOKENS = Counter("lima_prompt_tokens_total", "Prompt tokens sent to the engine", ["route"])
+CACHED_PROMPT_TOKENS = Counter(
+    "lima_prompt_cached_tokens_total",
+    "Prompt tokens served from vLLM's prefix cache (hit rate: this over lima_prompt_tokens_total)", ["route"],
+)
 GENERATED_TOKENS = Counter("lima_generation_tokens_total", "Tokens generated", ["route"])
+IGNORED_FIELDS = Counter(
+    "lima_ignored_request_fields_total", "Request fields OpenAI does not define, ignored as vLLM does", ["route"]
+)
 ABORTED = Counter("lima_generation_aborted_total", "Generations aborted because the client went away", ["route"])
 PENDING = Gauge("lima_generations_pending", "Generations admitted and not finished (running or queued)")
 REJECTED = Counter("lima_requests_rejected_total", "Requests refused on purpose: overloaded (503), rate_limited (429)",

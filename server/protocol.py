@@ -5,7 +5,8 @@ import uuid
 from collections.abc import Iterable
 from typing import Annotated, Any, Literal, cast
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from model_prep.chat_format import Message
 
@@ -46,6 +47,26 @@ class ChatMessage(BaseModel):
         return Message(role=template_role(self.role), content=self.text())
 
 
+def not_supported(value: Any, info: ValidationInfo) -> Any:
+    """A documented OpenAI field that would change the answer and that this server cannot honour: refused by name
+    (400, code unsupported_parameter) instead of silently ignored. Empty values ask for nothing and pass."""
+    if value in (None, False, [], {}):
+        return value
+    raise PydanticCustomError(
+        "unsupported_parameter", "Unsupported parameter: '{field}' is not supported by this server.",
+        {"field": info.field_name},
+    )
+
+
+def no_tool_choice(value: Any, info: ValidationInfo) -> Any:
+    """Without tools, "none" and "auto" ask for plain text; anything else asks for a tool call."""
+    return value if value in ("none", "auto") else not_supported(value, info)
+
+
+Unsupported = Annotated[Any, AfterValidator(not_supported)]
+ToolChoice = Annotated[Any, AfterValidator(no_tool_choice)]
+
+
 class StreamOptions(BaseModel):
     include_usage: bool = False
 
@@ -71,9 +92,11 @@ class ResponseFormat(BaseModel):
 
 
 class SamplingFields(BaseModel):
-    """Fields shared by chat and text completions. None means: the model's generation config decides."""
+    """Fields shared by chat and text completions and responses. None means: the model's generation config decides.
 
-    model_config = ConfigDict(extra="ignore")
+    Fields OpenAI does not define are ignored, as vLLM does (and counted: lima_ignored_request_fields_total)."""
+
+    model_config = ConfigDict(extra="allow")
 
     model: str | None = None
     temperature: float | None = Field(None, ge=0.0, le=2.0)
@@ -85,23 +108,71 @@ class SamplingFields(BaseModel):
     presence_penalty: float | None = Field(None, ge=-2.0, le=2.0)
     frequency_penalty: float | None = Field(None, ge=-2.0, le=2.0)
     repetition_penalty: float | None = Field(None, gt=0.0, le=10.0)  # vLLM extra; LIMA uses 1.2
+    top_k: int | None = Field(None, ge=-1)  # vLLM extra (-1 or 0: off)
+    min_p: float | None = Field(None, ge=0.0, le=1.0)  # vLLM extra
     min_tokens: int | None = Field(None, ge=0)  # vLLM extra
     ignore_eos: bool | None = None  # vLLM extra: generate exactly max_tokens (benchmarks)
     response_format: ResponseFormat | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None
     user: str | None = Field(None, max_length=256)
+    # Token id (as a string) -> bias added to its logit, -100 (never) to 100 (always).
+    logit_bias: dict[str, Annotated[float, Field(ge=-100, le=100)]] | None = None
+    # OpenAI's hints: accepted, they do not change the answer here.
+    service_tier: str | None = None
+    prompt_cache_key: str | None = None
+    prompt_cache_retention: str | None = None
+    safety_identifier: str | None = None
+    parallel_tool_calls: bool | None = None
+    # Function calling is not served yet: asking for a tool call is refused, not answered with plain text.
+    tools: Unsupported = None
+    tool_choice: ToolChoice = None
 
     @property
     def include_usage(self) -> bool:
         return self.stream and self.stream_options is not None and self.stream_options.include_usage
 
+    @property
+    def top_logprobs_count(self) -> int | None:
+        """How many alternatives to return with each token's logprob; None: no logprobs."""
+        return None
+
+    @property
+    def prompt_logprobs_count(self) -> int | None:
+        """Alternatives per prompt token (completions' `echo` with `logprobs`); None: no prompt logprobs."""
+        return None
+
+    @property
+    def ignored_fields(self) -> list[str]:
+        return list(self.model_extra or {})
+
+    @field_validator("logit_bias")
+    @classmethod
+    def _token_ids(cls, bias: dict[str, float] | None) -> dict[str, float] | None:
+        if bias is not None and not all(key.isdigit() for key in bias):
+            raise ValueError("logit_bias keys are token ids (digits, as strings)")
+        return bias
+
 
 class ChatCompletionRequest(SamplingFields):
     messages: list[ChatMessage] = Field(..., min_length=1)
     max_completion_tokens: int | None = Field(None, ge=1)
+    logprobs: bool = False
+    top_logprobs: int | None = Field(None, ge=0, le=20)
     # Extension: continue a stored conversation (its items come before `messages`; the turn is appended).
     conversation: str | None = None
+    # OpenAI's hints (stored completions, tags): accepted, no effect on the answer.
+    metadata: dict[str, str] | None = None
+    store: bool | None = None
+    # Documented by OpenAI, not served by this text-only model server.
+    audio: Unsupported = None
+    modalities: list[Literal["text"]] | None = None
+    prediction: Unsupported = None
+    web_search_options: Unsupported = None
+    functions: Unsupported = None
+    function_call: Unsupported = None
+    reasoning_effort: Unsupported = None
+    verbosity: Unsupported = None
 
     @model_validator(mode="after")
     def _newest_limit_wins(self) -> "ChatCompletionRequest":
@@ -110,11 +181,29 @@ class ChatCompletionRequest(SamplingFields):
             self.max_tokens = self.max_completion_tokens
         if self.conversation is not None and self.n != 1:
             raise ValueError("a conversation continues with one answer: 'n' must be 1 with 'conversation'")
+        if self.top_logprobs is not None and not self.logprobs:
+            raise ValueError("'top_logprobs' needs 'logprobs': true")
         return self
+
+    @property
+    def top_logprobs_count(self) -> int | None:
+        return (self.top_logprobs or 0) if self.logprobs else None
 
 
 class CompletionRequest(SamplingFields):
     prompt: str | list[int] | list[str]
+    logprobs: int | None = Field(None, ge=0, le=20)
+    echo: bool = False
+    best_of: int | None = Field(None, ge=1, le=1)  # vLLM's engine samples n; best_of > 1 is not served
+    suffix: Unsupported = None
+
+    @property
+    def top_logprobs_count(self) -> int | None:
+        return self.logprobs
+
+    @property
+    def prompt_logprobs_count(self) -> int | None:
+        return self.logprobs if self.echo else None
 
     @field_validator("prompt")
     @classmethod
@@ -129,10 +218,16 @@ class CompletionRequest(SamplingFields):
         return prompt
 
 
+class PromptTokensDetails(BaseModel):
+    cached_tokens: int = 0
+
+
 class Usage(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
+    # How many prompt tokens vLLM's prefix cache served (earlier turns of a conversation, usually).
+    prompt_tokens_details: PromptTokensDetails | None = None
 
 
 class AssistantMessage(BaseModel):
@@ -140,11 +235,52 @@ class AssistantMessage(BaseModel):
     content: str
 
 
+class TopLogprob(BaseModel):
+    token: str
+    logprob: float
+    bytes: list[int] | None
+
+
+class TokenLogprob(TopLogprob):
+    """A generated token's logprob and its most likely alternatives (chat and Responses shape)."""
+
+    top_logprobs: list[TopLogprob]
+
+
+class ChoiceLogprobs(BaseModel):
+    content: list[TokenLogprob] | None
+    refusal: None = None
+
+
+class CompletionLogprobs(BaseModel):
+    """The text completions shape: parallel lists, alternatives as token -> logprob maps."""
+
+    tokens: list[str]
+    token_logprobs: list[float | None]
+    top_logprobs: list[dict[str, float] | None]
+    text_offset: list[int]
+
+    @classmethod
+    def of(cls, logprobs: list[TokenLogprob | None], offset: int = 0, unscored: str = "") -> "CompletionLogprobs":
+        """None entries are tokens without a logprob (an echo's first prompt token, `unscored`)."""
+        tokens, offsets = [], []
+        for entry in logprobs:
+            tokens.append(entry.token if entry else unscored)
+            offsets.append(offset)
+            offset += len(tokens[-1])
+        return cls(
+            tokens=tokens, text_offset=offsets,
+            token_logprobs=[entry.logprob if entry else None for entry in logprobs],
+            top_logprobs=[{top.token: top.logprob for top in entry.top_logprobs} if entry else None
+                          for entry in logprobs],
+        )
+
+
 class ChatChoice(BaseModel):
     index: int
     message: AssistantMessage
     finish_reason: str | None
-    logprobs: None = None
+    logprobs: ChoiceLogprobs | None = None
 
 
 class ChatCompletion(BaseModel):
@@ -165,7 +301,7 @@ class ChatChunkChoice(BaseModel):
     index: int
     delta: ChatDelta
     finish_reason: str | None = None
-    logprobs: None = None
+    logprobs: ChoiceLogprobs | None = None
 
 
 class ChatCompletionChunk(BaseModel):
@@ -181,7 +317,7 @@ class CompletionChoice(BaseModel):
     index: int
     text: str
     finish_reason: str | None = None
-    logprobs: None = None
+    logprobs: CompletionLogprobs | None = None
 
 
 class Completion(BaseModel):

@@ -106,6 +106,12 @@ def test_structured_output_follows_the_schema(client: openai.OpenAI) -> None:
                                            model="SmolLM2-135M-Instruct", max_tokens=12,
                                            response_format={"type": "json_object"})
     assert reply.choices[0].message.content.lstrip().startswith("{")
+    # The Responses API's form of the same: text.format.
+    answer = client.responses.create(
+        model="SmolLM2-135M-Instruct", input="Which is better, A or B?", max_output_tokens=40, store=False,
+        text={"format": {"type": "json_schema", "name": "v", "schema": VERDICT}})
+    assert json.loads(answer.output_text)["verdict"] in ("A", "B", "TIE")
+    assert answer.text.format.type == "json_schema"
 
 
 def test_a_bad_response_format_is_a_400(client: openai.OpenAI) -> None:

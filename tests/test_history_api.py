@@ -145,8 +145,9 @@ def test_store_false_keeps_nothing(alice: openai.OpenAI) -> None:
     reply = alice.responses.create(model="tiny", input="Forget me", max_output_tokens=3, store=False)
     with pytest.raises(openai.NotFoundError):
         alice.responses.retrieve(reply.id)
-    with pytest.raises(openai.NotFoundError, match="Previous response"):
+    with pytest.raises(openai.BadRequestError, match="Previous response") as missing:  # OpenAI's status: 400
         alice.responses.create(model="tiny", input="x", previous_response_id=reply.id)
+    assert missing.value.code == "previous_response_not_found"
 
 
 def test_users_cannot_reach_each_others_history(alice: openai.OpenAI, bob: openai.OpenAI, server: LiveServer) -> None:
@@ -162,7 +163,6 @@ def test_users_cannot_reach_each_others_history(alice: openai.OpenAI, bob: opena
         lambda: bob.conversations.items.delete(item_id, conversation_id=conversation.id),
         lambda: bob.conversations.delete(conversation.id),
         lambda: bob.responses.create(model="tiny", conversation=conversation.id, input="hi", max_output_tokens=2),
-        lambda: bob.responses.create(model="tiny", previous_response_id=reply.id, input="hi", max_output_tokens=2),
         lambda: bob.responses.retrieve(reply.id),
         lambda: bob.responses.delete(reply.id),
         lambda: bob.chat.completions.create(model="tiny", messages=[{"role": "user", "content": "hi"}],
@@ -171,6 +171,8 @@ def test_users_cannot_reach_each_others_history(alice: openai.OpenAI, bob: opena
     for attempt in attempts:
         with pytest.raises(openai.NotFoundError):
             attempt()
+    with pytest.raises(openai.BadRequestError, match="Previous response"):  # exactly as for a missing one
+        bob.responses.create(model="tiny", previous_response_id=reply.id, input="hi", max_output_tokens=2)
     listed = httpx.get(f"{server.url}/v1/conversations", headers={"Authorization": f"Bearer {API_KEYS['bob']}"})
     assert conversation.id not in {c["id"] for c in listed.json()["data"]}
     assert texts(alice, conversation.id)[0] == ("user", "alice's secret")  # untouched by bob's attempts

@@ -4,11 +4,13 @@ shared by chat and text completions (streamed as deltas, or collected)."""
 import asyncio
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from vllm import SamplingParams
 from vllm.exceptions import GracefulHTTPError, VLLMClientError, VLLMValidationError
+from vllm.logprobs import Logprob
 from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 from vllm.v1.engine.exceptions import EngineDeadError
 
@@ -16,12 +18,22 @@ from server import metrics
 from server.engine.admission import Admission
 from server.engine.wrapper import ChatEngine
 from server.failures import Failure, Invalid, NotFound, Overloaded, RateLimited, Unavailable
-from server.protocol import ResponseFormat, SamplingFields, Usage, new_id
+from server.protocol import (
+    PromptTokensDetails,
+    ResponseFormat,
+    SamplingFields,
+    TokenLogprob,
+    TopLogprob,
+    Usage,
+    new_id,
+)
 
 SAMPLING_FIELDS = (
-    "temperature", "top_p", "seed", "presence_penalty", "frequency_penalty", "repetition_penalty", "min_tokens",
-    "ignore_eos",
+    "temperature", "top_p", "top_k", "min_p", "seed", "presence_penalty", "frequency_penalty", "repetition_penalty",
+    "min_tokens", "ignore_eos",
 )
+# vLLM's stand-in for a logprob of minus infinity (JSON has no infinity).
+LOWEST_LOGPROB = -9999.0
 
 
 def resolve_model(requested: str | None, engine: ChatEngine) -> str:
@@ -70,6 +82,9 @@ def sampling_params(
             stop=stop,
             output_kind=RequestOutputKind.DELTA if request.stream else RequestOutputKind.FINAL_ONLY,
             structured_outputs=structured_outputs(request.response_format),
+            logprobs=request.top_logprobs_count,
+            prompt_logprobs=request.prompt_logprobs_count,
+            logit_bias={int(token): bias for token, bias in request.logit_bias.items()} if request.logit_bias else None,
         )
     except (ValueError, VLLMValidationError) as exc:
         raise Invalid(str(exc), param=getattr(exc, "parameter", None), code="invalid_value") from exc
@@ -90,9 +105,23 @@ def start_generation(
 ) -> "Generation":
     """A generation with an admission slot (or 503 at capacity), after the request's checks."""
     params = sampling_params(request, engine, len(prompt_ids), prompt_param, max_choices)
+    if request.ignored_fields:
+        metrics.IGNORED_FIELDS.labels(route).inc(len(request.ignored_fields))
     generation = Generation(engine, route, new_id(id_prefix), prompt_ids, params, admission.admit())
     weakref.finalize(generation, generation.release)  # a generation that never streams gives its slot back
     return generation
+
+
+def token_logprob(token_id: int, candidates: dict[int, Logprob], top: int, tokenizer: Any) -> TokenLogprob:
+    """One token's logprob in OpenAI's shape, with the `top` most likely tokens at its position."""
+
+    def entry(candidate: int, logprob: Logprob) -> dict[str, Any]:
+        token = logprob.decoded_token if logprob.decoded_token is not None else tokenizer.decode([candidate])
+        return {"token": token, "logprob": max(logprob.logprob, LOWEST_LOGPROB), "bytes": list(token.encode())}
+
+    ranked = sorted(candidates.items(), key=lambda pair: pair[1].rank or 0)[:top]
+    return TokenLogprob(**entry(token_id, candidates[token_id]),
+                        top_logprobs=[TopLogprob(**entry(*pair)) for pair in ranked])
 
 
 @dataclass
@@ -100,6 +129,7 @@ class ChoiceDelta:
     index: int
     text: str
     finish_reason: str | None
+    logprobs: list[TokenLogprob] | None = None  # one per token of `text`, when asked for
 
 
 @dataclass
@@ -114,6 +144,9 @@ class Generation:
     release: Callable[[], None]  # the admission slot
     started: float = field(default_factory=time.perf_counter)
     completion_tokens: int = 0
+    cached_tokens: int = 0  # prompt tokens served by vLLM's prefix cache
+    # Each prompt token's logprob (None for the first, which has no context) when asked for (echo).
+    prompt_logprobs: list[TokenLogprob | None] | None = None
     finished: bool = False
 
     @property
@@ -126,13 +159,21 @@ class Generation:
         first = True
         try:
             async for output in self.engine.generate(self.prompt_ids, self.params, self.request_id):
+                if output.num_cached_tokens and not self.cached_tokens:
+                    self.cached_tokens = output.num_cached_tokens
+                    metrics.CACHED_PROMPT_TOKENS.labels(self.route).inc(self.cached_tokens)
+                if output.prompt_logprobs is not None and self.prompt_logprobs is None:
+                    self.prompt_logprobs = self.logprobs_of(self.prompt_ids, output.prompt_logprobs)
                 for choice in output.outputs:
                     if first and choice.token_ids:
                         metrics.TIME_TO_FIRST_TOKEN.labels(self.route).observe(time.perf_counter() - self.started)
                         first = False
                     self.completion_tokens += len(choice.token_ids)
                     generated.inc(len(choice.token_ids))
-                    yield ChoiceDelta(choice.index, choice.text, choice.finish_reason)
+                    logprobs = None
+                    if choice.logprobs is not None:
+                        logprobs = [entry for entry in self.logprobs_of(choice.token_ids, choice.logprobs) if entry]
+                    yield ChoiceDelta(choice.index, choice.text, choice.finish_reason, logprobs)
                 self.finished = output.finished
         except EngineDeadError as exc:
             raise Unavailable("The engine has stopped; the server must be restarted.", code="engine_dead") from exc
@@ -150,14 +191,27 @@ class Generation:
                 # The client went away or an error cut the stream: free the engine's capacity now.
                 await asyncio.shield(self.engine.abort(self.request_id))
 
+    def logprobs_of(
+        self, token_ids: Sequence[int], positions: Iterable[dict[int, Logprob] | None]
+    ) -> list[TokenLogprob | None]:
+        top = self.params.logprobs or 0
+        return [
+            token_logprob(token, candidates, top, self.engine.tokenizer) if candidates else None
+            for token, candidates in zip(token_ids, positions, strict=True)
+        ]
+
     async def collect(self, deltas: AsyncIterator[ChoiceDelta] | None = None) -> list[ChoiceDelta]:
         """All choices, complete, in index order (non-streaming responses), from `deltas` or this generation."""
         texts: dict[int, list[str]] = {i: [] for i in range(self.params.n)}
+        logprobs: dict[int, list[TokenLogprob]] = {i: [] for i in range(self.params.n)}
         reasons: dict[int, str | None] = {}
         async for delta in deltas or self.deltas():
             texts[delta.index].append(delta.text)
+            logprobs[delta.index] += delta.logprobs or []
             reasons[delta.index] = delta.finish_reason
-        return [ChoiceDelta(i, "".join(parts), reasons.get(i)) for i, parts in texts.items()]
+        wanted = self.params.logprobs is not None
+        return [ChoiceDelta(i, "".join(parts), reasons.get(i), logprobs[i] if wanted else None)
+                for i, parts in texts.items()]
 
 
 def usage_of(generation: Generation) -> Usage:
@@ -166,4 +220,5 @@ def usage_of(generation: Generation) -> Usage:
         prompt_tokens=generation.prompt_tokens,
         completion_tokens=generation.completion_tokens,
         total_tokens=generation.prompt_tokens + generation.completion_tokens,
+        prompt_tokens_details=PromptTokensDetails(cached_tokens=generation.cached_tokens),
     )

@@ -6,7 +6,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from server.protocol import SamplingFields, joined_text, new_id
+from server.protocol import (
+    JSONSchemaFormat,
+    ResponseFormat,
+    SamplingFields,
+    TokenLogprob,
+    Unsupported,
+    joined_text,
+    new_id,
+)
 
 ItemRole = Literal["user", "assistant", "system", "developer"]
 ItemStatus = Literal["in_progress", "completed", "incomplete"]
@@ -27,6 +35,7 @@ class OutputText(BaseModel):
     type: Literal["output_text"] = "output_text"
     text: str
     annotations: list[dict[str, Any]] = Field(default_factory=list)
+    logprobs: list[TokenLogprob] | None = None  # with include=["message.output_text.logprobs"]
 
 
 class MessageItem(Identified):
@@ -104,6 +113,43 @@ class ConversationRef(BaseModel):
     id: str
 
 
+class TextFormatText(BaseModel):
+    type: Literal["text"] = "text"
+
+    def as_response_format(self) -> ResponseFormat | None:
+        return None
+
+
+class TextFormatJSONObject(BaseModel):
+    type: Literal["json_object"] = "json_object"
+
+    def as_response_format(self) -> ResponseFormat | None:
+        return ResponseFormat(type="json_object")
+
+
+class TextFormatJSONSchema(BaseModel):
+    """Responses' flat form of chat's `response_format.json_schema`."""
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    type: Literal["json_schema"] = "json_schema"
+    name: str = Field(..., min_length=1, max_length=64)
+    schema_: dict[str, Any] = Field(..., alias="schema")
+    description: str | None = None
+    strict: bool | None = None
+
+    def as_response_format(self) -> ResponseFormat | None:
+        return ResponseFormat(type="json_schema", json_schema=JSONSchemaFormat.model_validate(
+            {"name": self.name, "schema": self.schema_, "description": self.description, "strict": self.strict}))
+
+
+TextFormat = Annotated[TextFormatText | TextFormatJSONObject | TextFormatJSONSchema, Field(discriminator="type")]
+
+
+class TextParam(BaseModel):
+    format: TextFormat = Field(default_factory=TextFormatText)
+
+
 class ResponseRequest(SamplingFields):
     """POST /v1/responses. `max_output_tokens` is the Responses name of max_tokens; `n` has no place here."""
 
@@ -116,6 +162,15 @@ class ResponseRequest(SamplingFields):
     # OpenAI's default is "disabled" (400 when the context overflows); a chat product drops the oldest turns.
     truncation: Literal["auto", "disabled"] = "auto"
     metadata: Metadata | None = None
+    top_logprobs: int | None = Field(None, ge=0, le=20)
+    # What to add to the output: only the output text's logprobs are served.
+    include: list[Literal["message.output_text.logprobs"]] | None = None
+    # Structured output, the Responses way (chat's `response_format`).
+    text: TextParam | None = None
+    background: Unsupported = None
+    max_tool_calls: Unsupported = None
+    prompt: Unsupported = None
+    reasoning: Unsupported = None
 
     @model_validator(mode="after")
     def _responses_rules(self) -> "ResponseRequest":
@@ -126,7 +181,15 @@ class ResponseRequest(SamplingFields):
         if self.max_tokens is not None:
             raise ValueError("the Responses API limits the answer with 'max_output_tokens', not 'max_tokens'")
         self.max_tokens = self.max_output_tokens
+        if self.text is not None:
+            self.response_format = self.text.format.as_response_format()
         return self
+
+    @property
+    def top_logprobs_count(self) -> int | None:
+        if self.include and "message.output_text.logprobs" in self.include:
+            return self.top_logprobs or 0
+        return None
 
     @property
     def conversation_id(self) -> str | None:

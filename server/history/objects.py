@@ -7,7 +7,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
-from server.history.items import ConversationRef, Identified, MessageItem
+from server.history.items import ConversationRef, Identified, MessageItem, TextParam
 
 
 class Conversation(Identified):
@@ -61,9 +61,10 @@ class ResponseUsage(BaseModel):
     total_tokens: int
 
     @classmethod
-    def of(cls, prompt_tokens: int, completion_tokens: int) -> "ResponseUsage":
+    def of(cls, prompt_tokens: int, completion_tokens: int, cached_tokens: int) -> "ResponseUsage":
         return cls(input_tokens=prompt_tokens, output_tokens=completion_tokens,
-                   total_tokens=prompt_tokens + completion_tokens)
+                   total_tokens=prompt_tokens + completion_tokens,
+                   input_tokens_details=InputTokensDetails(cached_tokens=cached_tokens))
 
 
 class ResponseError(BaseModel):
@@ -74,14 +75,6 @@ class ResponseError(BaseModel):
 class IncompleteDetails(BaseModel):
     # "client_disconnected" is this server's: the client went away and the partial answer was kept.
     reason: Literal["max_output_tokens", "content_filter", "client_disconnected"]
-
-
-class TextFormat(BaseModel):
-    type: Literal["text"] = "text"
-
-
-class TextConfig(BaseModel):
-    format: TextFormat = Field(default_factory=TextFormat)
 
 
 class ResponseObject(BaseModel):
@@ -100,10 +93,11 @@ class ResponseObject(BaseModel):
     max_output_tokens: int | None = None
     temperature: float | None = None
     top_p: float | None = None
+    top_logprobs: int | None = None
     parallel_tool_calls: bool = False
     tool_choice: Literal["none"] = "none"
     tools: list[dict[str, Any]] = Field(default_factory=list)
-    text: TextConfig = Field(default_factory=TextConfig)
+    text: TextParam = Field(default_factory=TextParam)
     truncation: Literal["auto", "disabled"] = "disabled"
     metadata: dict[str, str] = Field(default_factory=dict)
     user: str | None = None

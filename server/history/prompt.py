@@ -118,7 +118,7 @@ async def stored_items(
     if previous_response_id is not None:
         chain = await store.response_chain(owner, previous_response_id)
         if chain is None:
-            raise NotFound(
+            raise Invalid(  # OpenAI answers 400 here (a 404 is for the route's own id)
                 f"Previous response with id '{previous_response_id}' not found.",
                 param="previous_response_id", code="previous_response_not_found",
             )

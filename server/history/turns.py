@@ -11,10 +11,10 @@ from typing import Any
 
 from server.engine.generation import ChoiceDelta, Generation
 from server.failures import NotFound
-from server.history.items import ItemStatus, MessageItem
+from server.history.items import ItemStatus, MessageItem, OutputText
 from server.history.objects import IncompleteDetails, ResponseObject, ResponseUsage, StoredResponse
 from server.history.store import HistoryStore
-from server.protocol import new_id
+from server.protocol import TokenLogprob, new_id
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,7 @@ class Turn:
     store_response: bool = False
     output_id: str = field(default_factory=lambda: new_id("msg_"))
     parts: list[str] = field(default_factory=list)
+    logprobs: list[TokenLogprob] = field(default_factory=list)
     finish_reason: str | None = None
 
     async def deltas(self) -> AsyncIterator[ChoiceDelta]:
@@ -50,6 +51,7 @@ class Turn:
         try:
             async for delta in self.generation.deltas():
                 self.parts.append(delta.text)
+                self.logprobs += delta.logprobs or []
                 self.finish_reason = delta.finish_reason or self.finish_reason
                 yield delta
         except (asyncio.CancelledError, GeneratorExit):
@@ -70,9 +72,12 @@ class Turn:
     def finished(self, interrupted: bool = False) -> tuple[MessageItem, ResponseObject | None]:
         """The assistant item and the final response object (None for chat completions)."""
         status, details = response_status(self.finish_reason, interrupted)
-        output = MessageItem.of(
-            "assistant", self.text, status=status, response_id=self.generation.request_id,
-            tokens=self.generation.completion_tokens, finish_reason=self.finish_reason, id=self.output_id,
+        wanted = self.generation.params.logprobs is not None
+        output = MessageItem(
+            id=self.output_id, role="assistant", status=status,
+            content=[OutputText(text=self.text, logprobs=self.logprobs if wanted else None)],
+            response_id=self.generation.request_id, tokens=self.generation.completion_tokens,
+            finish_reason=self.finish_reason,
         )
         if self.response is None:
             return output, None
@@ -81,7 +86,8 @@ class Turn:
             "incomplete_details": details,
             "completed_at": int(time.time()) if status == "completed" else None,
             "output": [output],
-            "usage": ResponseUsage.of(self.generation.prompt_tokens, self.generation.completion_tokens),
+            "usage": ResponseUsage.of(
+                self.generation.prompt_tokens, self.generation.completion_tokens, self.generation.cached_tokens),
         })
 
     async def collect(self) -> tuple[list[ChoiceDelta], ResponseObject | None]:

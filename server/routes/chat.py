@@ -12,7 +12,7 @@ from jinja2 import TemplateError
 from server.auth import UserDep
 from server.deps import EngineDep, SettingsDep, get_store
 from server.engine.admission import AdmissionDep
-from server.engine.generation import resolve_model, start_generation, usage_of
+from server.engine.generation import ChoiceDelta, resolve_model, start_generation, usage_of
 from server.engine.streaming import completion_events, sse_response, until_disconnect
 from server.errors import APIError
 from server.history.items import MessageItem
@@ -26,12 +26,17 @@ from server.protocol import (
     ChatCompletionChunk,
     ChatCompletionRequest,
     ChatDelta,
+    ChoiceLogprobs,
     ErrorResponse,
     Usage,
 )
 
 ROUTE = "/v1/chat/completions"
 router = APIRouter(tags=["chat"])
+
+
+def choice_logprobs(delta: ChoiceDelta) -> ChoiceLogprobs | None:
+    return ChoiceLogprobs(content=delta.logprobs) if delta.logprobs is not None else None
 
 
 async def chat_chunks(turn: Turn, model: str, include_usage: bool) -> AsyncIterator[str]:
@@ -48,15 +53,13 @@ async def chat_chunks(turn: Turn, model: str, include_usage: bool) -> AsyncItera
     )
     pending_finish: list[ChatChunkChoice] = []
     async for delta in turn.deltas():
+        choice = ChatChunkChoice(index=delta.index, delta=ChatDelta(content=delta.text or None),
+                                 finish_reason=delta.finish_reason, logprobs=choice_logprobs(delta))
         if delta.finish_reason and turn.persists:
             # The last chunk waits until the turn is stored, so a client that saw it can rely on the history.
-            pending_finish.append(ChatChunkChoice(
-                index=delta.index, delta=ChatDelta(content=delta.text or None), finish_reason=delta.finish_reason
-            ))
-        elif delta.text or delta.finish_reason:
-            yield chunk([ChatChunkChoice(
-                index=delta.index, delta=ChatDelta(content=delta.text or None), finish_reason=delta.finish_reason
-            )])
+            pending_finish.append(choice)
+        elif delta.text or delta.finish_reason or delta.logprobs:
+            yield chunk([choice])
     await turn.save()
     if pending_finish:
         yield chunk(pending_finish)
@@ -96,7 +99,8 @@ async def create_chat_completion(
         id=generation.request_id,
         model=model,
         choices=[
-            ChatChoice(index=c.index, message=AssistantMessage(content=c.text), finish_reason=c.finish_reason)
+            ChatChoice(index=c.index, message=AssistantMessage(content=c.text), finish_reason=c.finish_reason,
+                       logprobs=choice_logprobs(c))
             for c in choices
         ],
         usage=usage_of(generation),

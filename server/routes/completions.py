@@ -1,27 +1,62 @@
-"""POST /v1/completions: raw text completion (no chat template), streamed or whole."""
+"""POST /v1/completions: raw text completion (no chat template), streamed or whole; `echo` puts the prompt
+before the answer, with its tokens' logprobs when `logprobs` is asked for."""
 
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 
 from fastapi import APIRouter, Request, Response
 
 from server.deps import EngineDep, SettingsDep
 from server.engine.admission import AdmissionDep
-from server.engine.generation import Generation, resolve_model, start_generation, usage_of
+from server.engine.generation import ChoiceDelta, Generation, resolve_model, start_generation, usage_of
 from server.engine.streaming import completion_events, sse_response, until_disconnect
-from server.protocol import Completion, CompletionChoice, CompletionRequest, ErrorResponse
+from server.protocol import (
+    Completion,
+    CompletionChoice,
+    CompletionLogprobs,
+    CompletionRequest,
+    ErrorResponse,
+    TokenLogprob,
+)
 
 ROUTE = "/v1/completions"
 router = APIRouter(tags=["completions"])
 
 
-async def completion_chunks(generation: Generation, model: str, include_usage: bool) -> AsyncIterator[str]:
+@dataclass
+class Choices:
+    """Turns engine deltas into completion choices: the echoed prompt goes before each choice's first delta, and
+    logprob text offsets run on across a choice's chunks."""
+
+    generation: Generation
+    echo: str | None
+    first_prompt_token: str = ""
+    offsets: dict[int, int] = field(default_factory=dict)
+
+    def choice(self, delta: ChoiceDelta) -> CompletionChoice:
+        text = delta.text
+        logprobs: list[TokenLogprob | None] | None = None if delta.logprobs is None else list(delta.logprobs)
+        first = delta.index not in self.offsets
+        if first and self.echo is not None:
+            text = self.echo + text
+            if logprobs is not None:
+                logprobs = [*(self.generation.prompt_logprobs or []), *logprobs]
+        offset = self.offsets.get(delta.index, 0)
+        self.offsets[delta.index] = offset + len(text)
+        return CompletionChoice(
+            index=delta.index, text=text, finish_reason=delta.finish_reason,
+            logprobs=CompletionLogprobs.of(logprobs, offset, self.first_prompt_token) if logprobs is not None else None,
+        )
+
+
+async def completion_chunks(choices: Choices, model: str, include_usage: bool) -> AsyncIterator[str]:
+    generation = choices.generation
     created = int(time.time())
     async for delta in generation.deltas():
-        if delta.text or delta.finish_reason:
+        if delta.text or delta.finish_reason or delta.logprobs:
             yield Completion(
-                id=generation.request_id, created=created, model=model,
-                choices=[CompletionChoice(index=delta.index, text=delta.text, finish_reason=delta.finish_reason)],
+                id=generation.request_id, created=created, model=model, choices=[choices.choice(delta)],
             ).model_dump_json()
     if include_usage:
         yield Completion(
@@ -37,13 +72,15 @@ async def create_completion(
     model = resolve_model(body.model, engine)
     prompt_ids = engine.text_prompt_ids(body.prompt) if isinstance(body.prompt, str) else [int(t) for t in body.prompt]
     generation = start_generation(body, engine, ROUTE, "cmpl-", prompt_ids, "prompt", settings.max_choices, admission)
+    echo = None
+    if body.echo:
+        echo = body.prompt if isinstance(body.prompt, str) else engine.tokenizer.decode(prompt_ids)
+    choices = Choices(generation, echo, engine.tokenizer.decode(prompt_ids[:1]))
     if body.stream:
-        return sse_response(completion_events(completion_chunks(generation, model, body.include_usage)),
+        return sse_response(completion_events(completion_chunks(choices, model, body.include_usage)),
                             settings.shutdown_timeout_seconds)
-    choices = await until_disconnect(request, generation.collect())
+    collected = await until_disconnect(request, generation.collect())
     return Completion(
-        id=generation.request_id,
-        model=model,
-        choices=[CompletionChoice(index=c.index, text=c.text, finish_reason=c.finish_reason) for c in choices],
+        id=generation.request_id, model=model, choices=[choices.choice(c) for c in collected],
         usage=usage_of(generation),
     )

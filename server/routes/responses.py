@@ -20,7 +20,7 @@ from server.engine.streaming import sse_response, until_disconnect
 from server.engine.wrapper import ChatEngine
 from server.errors import APIError, as_api_error
 from server.failures import Failure
-from server.history.items import ConversationRef, MessageItem, OutputText, ResponseRequest
+from server.history.items import ConversationRef, MessageItem, OutputText, ResponseRequest, TextParam
 from server.history.objects import Deleted, Page, ResponseError, ResponseObject
 from server.history.prompt import DROPPED_TURNS_HEADER, fit_prompt, reserve_for_output, stored_items, template_messages
 from server.history.turns import Turn
@@ -59,8 +59,8 @@ async def create_response(
         previous_response_id=body.previous_response_id,
         conversation=ConversationRef(id=conversation_id) if conversation_id else None,
         max_output_tokens=body.max_output_tokens, temperature=generation.params.temperature,
-        top_p=generation.params.top_p, truncation=body.truncation, store=body.store, metadata=body.metadata or {},
-        user=body.user, dropped_turns=fitted.dropped_turns,
+        top_p=generation.params.top_p, top_logprobs=body.top_logprobs, truncation=body.truncation, store=body.store,
+        metadata=body.metadata or {}, user=body.user, text=body.text or TextParam(), dropped_turns=fitted.dropped_turns,
     )
     turn = Turn(generation, store, user, conversation_id, input_items, response=response, store_response=body.store)
     headers = {DROPPED_TURNS_HEADER: str(fitted.dropped_turns)}
@@ -90,8 +90,9 @@ async def response_events(turn: Turn, response: ResponseObject) -> AsyncIterator
     yield event("response.content_part.added", **where, content_index=0, part=dumped(OutputText(text="")))
     try:
         async for delta in turn.deltas():
-            if delta.text:
-                yield event("response.output_text.delta", **where, content_index=0, delta=delta.text, logprobs=[])
+            if delta.text or delta.logprobs:
+                yield event("response.output_text.delta", **where, content_index=0, delta=delta.text,
+                            logprobs=[dumped(entry) for entry in delta.logprobs or []])
         final = await turn.save()
     except (APIError, Failure) as failure:
         exc = as_api_error(failure)
@@ -102,7 +103,10 @@ async def response_events(turn: Turn, response: ResponseObject) -> AsyncIterator
         return
     assert final is not None
     item = final.output[0]
-    yield event("response.output_text.done", **where, content_index=0, text=item.text(), logprobs=[])
+    part = item.content[0]
+    logprobs = part.logprobs if isinstance(part, OutputText) else None
+    yield event("response.output_text.done", **where, content_index=0, text=item.text(),
+                logprobs=[dumped(entry) for entry in logprobs or []])
     yield event("response.content_part.done", **where, content_index=0, part=dumped(item.content[0]))
     yield event("response.output_item.done", output_index=0, item=dumped(item))
     yield event(f"response.{final.status}", response=dumped(final))
