@@ -10,14 +10,20 @@ resending the whole history to the same server.
    (every item crosses the wire: a new replica, a restart); `warm`: the next turn (only what changed since this
    process's last look). Compared with the engine's own time per turn, measured on the live server below (a
    --max-tokens answer, client-resend path, median).
-2. TTFT at turn 10 on one `lima serve` (embedded default model), A/B interleaved, same 9 earlier turns:
+2. TTFT at turn 10 on one `lima serve` (embedded default model), interleaved, same 9 earlier turns:
      server-side   POST /v1/responses {conversation, input, stream}: history loaded from Redis, stored after
      client-resend POST /v1/chat/completions {messages: all 19, stream}: no store involved
-Prints both tables and the ratios against the goals (store p50 < 1 ms and < 2 % of a turn; TTFT within +5 %).
+   and, for vLLM's prefix cache, on the server-side path:
+     turn 1        a new conversation's first turn (the same question, no history)
+     unseen        turn 10 of a history no request has sent before (its first message is unique), so the
+                   prefix cache has none of it: what the cache saves the usual turn 10
+   with the share of turn 10's prompt tokens the prefix cache served (usage.input_tokens_details.cached_tokens).
+Prints the tables and the ratios against the goals (store p50 < 1 ms and < 2 % of a turn; TTFT within +5 %).
 """
 
 import argparse
 import asyncio
+import json
 import os
 import re
 import statistics
@@ -79,34 +85,51 @@ async def measure_store(samples: int) -> dict[int, dict[str, list[float]]]:
             server.stop()
 
 
-async def first_token(http: httpx.AsyncClient, path: str, body: dict, marker: re.Pattern) -> tuple[float, float]:
-    """(TTFT, whole turn) in seconds for one streamed request; `marker` finds the first event with text."""
+async def first_token(http: httpx.AsyncClient, path: str, body: dict, marker: re.Pattern
+                      ) -> tuple[float, float, float | None]:
+    """(TTFT, whole turn, share of the prompt from the prefix cache) for one streamed request; `marker` finds
+    the first event with text. The share is read from a Responses stream's final usage (None for chat)."""
     started = time.perf_counter()
     ttft = None
+    cached_share = None
     async with http.stream("POST", path, json=body) as reply:
         reply.raise_for_status()
         async for line in reply.aiter_lines():
             if ttft is None and marker.search(line):
                 ttft = time.perf_counter() - started
+            if line.startswith("data: ") and ('"response.completed"' in line or '"response.incomplete"' in line):
+                usage = json.loads(line.removeprefix("data: "))["response"]["usage"]
+                cached_share = usage["input_tokens_details"]["cached_tokens"] / usage["input_tokens"]
     assert ttft is not None, f"no text from {path}"
-    return ttft, time.perf_counter() - started
+    return ttft, time.perf_counter() - started, cached_share
 
 
-async def measure_ttft(url: str, samples: int, max_tokens: int) -> dict[str, list[tuple[float, float]]]:
+Timing = tuple[float, float, float | None]
+
+
+async def measure_ttft(url: str, samples: int, max_tokens: int) -> dict[str, list[Timing]]:
     history = [{"role": item.role, "content": item.text()} for item in stored_turns(9)]
     sampling = {"temperature": 0.7, "top_p": 0.9, "ignore_eos": True}
-    results: dict[str, list[tuple[float, float]]] = {"server-side": [], "client-resend": []}
+    results: dict[str, list[Timing]] = {"server-side": [], "client-resend": [], "turn 1": [], "unseen": []}
     async with httpx.AsyncClient(base_url=url, timeout=300) as http:
-        for index in range(samples + 1):  # the first pair warms up (prefix cache, allocator) and is dropped
+
+        async def responses_turn(items: list[dict], text: str) -> dict:
+            conversation = (await http.post("/v1/conversations", json={"items": items})).json()["id"]
+            return {"model": DEFAULT_MODEL_NAME, "conversation": conversation, "input": text, "stream": True,
+                    "max_output_tokens": max_tokens, **sampling}
+
+        for index in range(samples + 1):  # the first round warms up (prefix cache, allocator) and is dropped
             question = {"role": "user", "content": f"Turn 10, sample {index}: and what about Kyoto?"}
-            conversation = (await http.post("/v1/conversations", json={"items": history})).json()["id"]
-            server_side = {"model": DEFAULT_MODEL_NAME, "conversation": conversation, "input": question["content"],
-                           "stream": True, "max_output_tokens": max_tokens, **sampling}
+            unseen = [{"role": "user", "content": f"Sample {index} {time.time_ns()}. {history[0]['content']}"},
+                      *history[1:]]
             client_resend = {"model": DEFAULT_MODEL_NAME, "messages": [*history, question], "stream": True,
                              "max_tokens": max_tokens, **sampling}
-            runs = [("server-side", "/v1/responses", server_side, RESPONSES_TEXT),
-                    ("client-resend", "/v1/chat/completions", client_resend, CHAT_TEXT)]
-            for name, path, body, marker in runs if index % 2 == 0 else runs[::-1]:
+            ask = question["content"]
+            runs = [("server-side", "/v1/responses", await responses_turn(history, ask), RESPONSES_TEXT),
+                    ("client-resend", "/v1/chat/completions", client_resend, CHAT_TEXT),
+                    ("turn 1", "/v1/responses", await responses_turn([], ask), RESPONSES_TEXT),
+                    ("unseen", "/v1/responses", await responses_turn(unseen, ask), RESPONSES_TEXT)]
+            for name, path, body, marker in runs[index % 4:] + runs[:index % 4]:
                 timing = await first_token(http, path, body, marker)
                 if index:
                     results[name].append(timing)
@@ -131,7 +154,7 @@ def main() -> None:
         finally:
             server.stop()
 
-    turn_seconds = statistics.median(total for _, total in ttft["client-resend"])
+    turn_seconds = statistics.median(total for _, total, _ in ttft["client-resend"])
     print(f"\n{DEFAULT_MODEL_NAME}, {os.cpu_count()} CPUs; engine time per turn ({args.max_tokens}-token answer, "
           f"median): {turn_seconds * 1e3:.0f} ms\n")
     print("| stored turns | cache | store p50 (ms) | store p99 (ms) | p50 share of a turn |")
@@ -141,12 +164,14 @@ def main() -> None:
             p50 = statistics.median(timings)
             print(f"| {turns} | {kind} | {p50 * 1e3:.3f} | {percentile(timings, 0.99) * 1e3:.3f} | "
                   f"{p50 / turn_seconds:.3%} |")
-    print("\n| turn 10 | TTFT p50 (ms) | TTFT p99 (ms) |")
-    print("|---|---:|---:|")
+    print("\n| request | TTFT p50 (ms) | TTFT p99 (ms) | prompt share from the prefix cache (median) |")
+    print("|---|---:|---:|---:|")
     for name, timings in ttft.items():
-        firsts = [first for first, _ in timings]
-        print(f"| {name} | {statistics.median(firsts) * 1e3:.0f} | {percentile(firsts, 0.99) * 1e3:.0f} |")
-    server_side, client_resend = ([first for first, _ in ttft[name]] for name in ("server-side", "client-resend"))
+        firsts = [first for first, _, _ in timings]
+        shares = [share for _, _, share in timings if share is not None]
+        cached = f"{statistics.median(shares):.0%}" if shares else "n/a"
+        print(f"| {name} | {statistics.median(firsts) * 1e3:.0f} | {percentile(firsts, 0.99) * 1e3:.0f} | {cached} |")
+    server_side, client_resend = ([first for first, _, _ in ttft[name]] for name in ("server-side", "client-resend"))
     ratio = statistics.median(server_side) / statistics.median(client_resend)
     print(f"\nTTFT p50 ratio server-side / client-resend: {ratio:.3f}x (goal <= 1.05x)")
 

@@ -5,7 +5,7 @@ without extra special tokens gives the same ids whether the caller is a trainer 
 """
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, cast
 
 if TYPE_CHECKING:  # the type only: importing transformers takes seconds
     from transformers import PreTrainedTokenizerBase
@@ -14,22 +14,28 @@ if TYPE_CHECKING:  # the type only: importing transformers takes seconds
 class Message(TypedDict):
     role: str
     content: str
+    tool_calls: NotRequired[list[dict[str, Any]]]  # an assistant's function calls (serving only)
+    tool_call_id: NotRequired[str]  # a tool result's call (serving only)
 
 
 def render_chat(
-    tokenizer: "PreTrainedTokenizerBase", messages: Sequence[Message], add_generation_prompt: bool = True
+    tokenizer: "PreTrainedTokenizerBase", messages: Sequence[Message], add_generation_prompt: bool = True,
+    tools: list[dict[str, Any]] | None = None,
 ) -> str:
-    """The conversation as the model sees it, ending with the assistant's turn header when asked."""
-    plain = [{"role": message["role"], "content": message["content"]} for message in messages]
-    rendered = tokenizer.apply_chat_template(plain, tokenize=False, add_generation_prompt=add_generation_prompt)
+    """The conversation as the model sees it, ending with the assistant's turn header when asked; `tools` (OpenAI
+    function definitions) go to the template, which shows them to the model its own way."""
+    plain: Any = [dict(message) for message in messages]  # transformers types messages as str -> str only
+    rendered = tokenizer.apply_chat_template(
+        plain, tools=cast(Any, tools), tokenize=False, add_generation_prompt=add_generation_prompt)
     return str(rendered)
 
 
 def chat_token_ids(
-    tokenizer: "PreTrainedTokenizerBase", messages: Sequence[Message], add_generation_prompt: bool = True
+    tokenizer: "PreTrainedTokenizerBase", messages: Sequence[Message], add_generation_prompt: bool = True,
+    tools: list[dict[str, Any]] | None = None,
 ) -> list[int]:
     """Token ids of `render_chat`; the template already holds every special token it wants."""
-    return tokenizer.encode(render_chat(tokenizer, messages, add_generation_prompt), add_special_tokens=False)
+    return tokenizer.encode(render_chat(tokenizer, messages, add_generation_prompt, tools), add_special_tokens=False)
 
 
 # LIMA's format: every utterance followed by the end-of-turn token, nothing else (the speaker alternates).

@@ -1,5 +1,6 @@
 """OpenAI request and response shapes (the subset this server honours), with ranges declared on the fields."""
 
+import json
 import time
 import uuid
 from collections.abc import Iterable
@@ -10,7 +11,7 @@ from pydantic_core import PydanticCustomError
 
 from model_prep.chat_format import Message
 
-Role = Literal["system", "developer", "user", "assistant"]
+Role = Literal["system", "developer", "user", "assistant", "tool"]
 
 
 def template_role(role: str) -> str:
@@ -35,16 +36,74 @@ class TextPart(BaseModel):
     text: str
 
 
+class FunctionCall(BaseModel):
+    name: str
+    arguments: str  # JSON, as the model wrote it
+
+
+class ToolCall(BaseModel):
+    id: str = Field(default_factory=lambda: new_id("call_"))
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
 class ChatMessage(BaseModel):
     role: Role
-    content: str | list[TextPart]
+    content: str | list[TextPart] | None = None  # None only for an assistant message with tool calls
     name: str | None = None
+    tool_calls: list[ToolCall] | None = None  # assistant: the calls it made
+    tool_call_id: str | None = None  # tool: the call this message answers
+
+    @model_validator(mode="after")
+    def _tool_fields(self) -> "ChatMessage":
+        if self.role == "tool" and not self.tool_call_id:
+            raise ValueError("a 'tool' message needs the 'tool_call_id' it answers")
+        if self.content is None and not (self.role == "assistant" and self.tool_calls):
+            raise ValueError("'content' is required (it may be null only for an assistant message with tool_calls)")
+        return self
 
     def text(self) -> str:
-        return joined_text(self.content)
+        return joined_text(self.content or "")
 
     def as_template_message(self) -> Message:
-        return Message(role=template_role(self.role), content=self.text())
+        message = Message(role=template_role(self.role), content=self.text())
+        if self.tool_calls:  # chat templates read the arguments as an object
+            message["tool_calls"] = [
+                {"id": call.id, "type": "function",
+                 "function": {"name": call.function.name, "arguments": json_or_text(call.function.arguments)}}
+                for call in self.tool_calls
+            ]
+        if self.tool_call_id:
+            message["tool_call_id"] = self.tool_call_id
+        return message
+
+
+def json_or_text(arguments: str) -> Any:
+    try:
+        return json.loads(arguments)
+    except ValueError:
+        return arguments
+
+
+class FunctionDefinition(BaseModel):
+    name: str = Field(..., pattern=r"^[a-zA-Z0-9_-]{1,64}$")
+    description: str | None = None
+    parameters: dict[str, Any] | None = None  # a JSON schema
+    strict: bool | None = None
+
+
+class ChatTool(BaseModel):
+    type: Literal["function"]
+    function: FunctionDefinition
+
+
+class NamedFunction(BaseModel):
+    name: str
+
+
+class NamedToolChoice(BaseModel):
+    type: Literal["function"]
+    function: NamedFunction
 
 
 def not_supported(value: Any, info: ValidationInfo) -> Any:
@@ -157,6 +216,10 @@ class SamplingFields(BaseModel):
 class ChatCompletionRequest(SamplingFields):
     messages: list[ChatMessage] = Field(..., min_length=1)
     max_completion_tokens: int | None = Field(None, ge=1)
+    # Function calling: "required" or a named function is a call whatever the model (structured outputs);
+    # "auto" needs the server's --tool-call-parser. With tools and no tool_choice, "auto" (OpenAI's default).
+    tools: Annotated[list[ChatTool], Field(min_length=1, max_length=128)] | None = None  # type: ignore[assignment]
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None  # type: ignore[assignment]
     logprobs: bool = False
     top_logprobs: int | None = Field(None, ge=0, le=20)
     # Extension: continue a stored conversation (its items come before `messages`; the turn is appended).
@@ -183,6 +246,11 @@ class ChatCompletionRequest(SamplingFields):
             raise ValueError("a conversation continues with one answer: 'n' must be 1 with 'conversation'")
         if self.top_logprobs is not None and not self.logprobs:
             raise ValueError("'top_logprobs' needs 'logprobs': true")
+        if self.tool_choice not in (None, "none", "auto") and not self.tools:
+            raise ValueError("a 'tool_choice' that asks for a call needs 'tools'")
+        if self.conversation is not None and (self.tools or any(m.role == "tool" or m.tool_calls
+                                                                 for m in self.messages)):
+            raise ValueError("tool calls are not stored in conversations yet: send 'tools' without 'conversation'")
         return self
 
     @property
@@ -232,7 +300,8 @@ class Usage(BaseModel):
 
 class AssistantMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
-    content: str
+    content: str | None
+    tool_calls: list[ToolCall] | None = None
 
 
 class TopLogprob(BaseModel):
@@ -292,9 +361,24 @@ class ChatCompletion(BaseModel):
     usage: Usage
 
 
+class DeltaFunctionCall(BaseModel):
+    name: str | None = None
+    arguments: str | None = None
+
+
+class DeltaToolCall(BaseModel):
+    """A piece of a streamed tool call: the first for a call carries its id and name, later ones arguments."""
+
+    index: int
+    id: str | None = None
+    type: Literal["function"] | None = None
+    function: DeltaFunctionCall | None = None
+
+
 class ChatDelta(BaseModel):
     role: Literal["assistant"] | None = None
     content: str | None = None
+    tool_calls: list[DeltaToolCall] | None = None
 
 
 class ChatChunkChoice(BaseModel):

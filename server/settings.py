@@ -8,7 +8,7 @@ Each field's description, flag and shown default are here; `lima serve`'s flags 
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -46,6 +46,11 @@ class ServerSettings(BaseSettings):
         2 * 1024**3, "KV cache on the CPU backend when neither --kv-cache-memory-bytes nor "
         "--gpu-memory-utilization is given (vLLM's default share of a NUMA node fails on small machines)",
         flag=None, shown="2 GiB", ge=64 * 1024**2)
+    enable_auto_tool_choice: bool = setting(
+        False, "tool_choice \"auto\": read function calls out of the model's answer with --tool-call-parser "
+        "(vLLM's flags and meaning)")
+    tool_call_parser: str | None = setting(None, "vLLM's tool parser for \"auto\", e.g. `hermes`, `llama3_json`, "
+                                           "`mistral` (their list: vLLM's docs)", shown="none")
     engine_args: dict[str, Any] = setting(
         description="any of vLLM's engine arguments as JSON, e.g. `{\"max_model_len\": 4096}`; flags win",
         flag=None, shown="vLLM's", default_factory=dict)
@@ -80,6 +85,17 @@ class ServerSettings(BaseSettings):
         30.0, "on SIGTERM, how long in-flight requests may finish (then a cut answer is stored as incomplete)",
         group="limits", ge=0)
 
+    @model_validator(mode="after")
+    def _parser_for_auto(self) -> "ServerSettings":
+        if self.enable_auto_tool_choice and not self.tool_call_parser:
+            raise ValueError("--enable-auto-tool-choice needs --tool-call-parser NAME")
+        return self
+
+    @property
+    def auto_tool_parser(self) -> str | None:
+        """The parser name when "auto" tool choice is on, else None."""
+        return self.tool_call_parser if self.enable_auto_tool_choice else None
+
     @property
     def embedded_redis_dir(self) -> Path:
         return self.redis_dir or self.data_dir / "redis"
@@ -112,11 +128,14 @@ def add_flags(parser: Any) -> dict[str, str]:
     """`lima serve`'s own flags, in their groups, from the settings; returns {flag destination: setting name}."""
     groups = {key: parser.add_argument_group(title) for key, title in GROUPS.items()}
     for name, field in flag_fields().items():
+        shown = f"{field.description} ({' or '.join(environment_names(name, field))}; default {shown_default(field)})"
+        group = groups[extra(field).get("group", "server")]
+        if field.annotation is bool:  # a switch, as vLLM's own
+            group.add_argument(flag_of(name, field), dest=name, action="store_const", const=True, help=shown)
+            continue
         kind = next((t for t in (int, float, Path) if t in getattr(field.annotation, "__args__", (field.annotation,))),
                     str)
-        groups[extra(field).get("group", "server")].add_argument(
-            flag_of(name, field), dest=name, type=kind,
-            help=f"{field.description} ({' or '.join(environment_names(name, field))}; default {shown_default(field)})")
+        group.add_argument(flag_of(name, field), dest=name, type=kind, help=shown)
     return {name: name for name in flag_fields()}
 
 

@@ -108,8 +108,6 @@ def test_out_of_range_logprobs_are_a_400_naming_the_field(
 
 
 @pytest.mark.parametrize(("route", "field", "value"), [
-    ("/v1/chat/completions", "tools", [{"type": "function", "function": {"name": "f", "parameters": {}}}]),
-    ("/v1/chat/completions", "tool_choice", "required"),
     ("/v1/chat/completions", "audio", {"voice": "alloy", "format": "wav"}),
     ("/v1/chat/completions", "prediction", {"type": "content", "content": "x"}),
     ("/v1/chat/completions", "functions", [{"name": "f"}]),

@@ -35,3 +35,14 @@ def test_environment_names_follow_the_table(monkeypatch: pytest.MonkeyPatch) -> 
     assert settings.history_max_items == 40 and settings.redis_url == "redis://cache:6379/2"
     assert settings.uvicorn_log_level == "warning"
     assert "`REDIS_URL` or `LIMA_REDIS_URL`" in table() and "`LIMA_HISTORY_MAX_ITEMS`" in table()
+
+
+def test_auto_tool_choice_needs_a_parser_vllm_knows(capsys: pytest.CaptureFixture[str]) -> None:
+    from lima.cli import main
+
+    auto = "--enable-auto-tool-choice"
+    for argv, words in (([auto], "needs --tool-call-parser"),
+                        ([auto, "--tool-call-parser", "nope"], "unknown --tool-call-parser 'nope'")):
+        with pytest.raises(SystemExit) as stopped:
+            main(["serve", *argv])
+        assert stopped.value.code == 2 and words in capsys.readouterr().err

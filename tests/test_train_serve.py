@@ -2,6 +2,7 @@
 `lima prep merge`, is served by `lima serve` (vLLM) as is, with LIMA's template and decoding, and generation
 stops at the new <EOT> token."""
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,10 +23,10 @@ FACTS = {"The capital of France": "The capital of France is Paris.",
          "The capital of Italy": "The capital of Italy is Rome."}
 
 
-def facts_config(tiny_model_dir: Path, work: Path, **changes: object) -> TrainConfig:
-    """The tiny model taught two answers by heart (30 epochs, a few seconds)."""
+def facts_config(tiny_model_dir: Path, work: Path, facts: dict[str, str] = FACTS, **changes: object) -> TrainConfig:
+    """The tiny model taught answers by heart (30 epochs, a few seconds)."""
     data = work / "facts.jsonl"
-    data.write_text("".join(f'{{"conversations": ["{q}", "{a}"], "source": "test"}}\n' for q, a in FACTS.items()))
+    data.write_text("".join(json.dumps({"conversations": [q, a], "source": "test"}) + "\n" for q, a in facts.items()))
     fields = {"model": str(tiny_model_dir), "data": str(data), "output_dir": work / "run", "epochs": 30,
               "batch_size": 2, "micro_batch_size": 2, "learning_rate": 3e-3, "final_learning_rate": 1e-3,
               "residual_dropout": 0.0}

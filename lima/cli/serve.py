@@ -54,12 +54,18 @@ def serve(argv: Sequence[str]) -> int:
     from model_prep.checkpoints.default_model import ensure_default_model
     from server.app import build_app
     from server.engine.args import EngineArgsError, build_engine_args, explicit_args
+    from server.engine.tools import check_tool_parser
     from server.settings import ServerSettings, flag_fields
 
     parser = serve_parser()
     given = explicit_args(parser, argv)
     parser.parse_args(argv)  # full validation and --help
-    settings = ServerSettings(**{k: v for k, v in given.items() if k in flag_fields()})
+    try:
+        settings = ServerSettings(**{k: v for k, v in given.items() if k in flag_fields()})
+        if settings.auto_tool_parser:
+            check_tool_parser(settings.auto_tool_parser)
+    except ValueError as exc:
+        parser.error(str(exc))
     model = given.get("model") or settings.model or str(ensure_default_model(settings.data_dir))
     try:
         engine_args = build_engine_args(model, settings.engine_args, given, settings.cpu_kv_cache_bytes)

@@ -16,6 +16,7 @@ from vllm.v1.engine.exceptions import EngineDeadError
 
 from server import metrics
 from server.engine.admission import Admission
+from server.engine.tools import ToolCalling
 from server.engine.wrapper import ChatEngine
 from server.failures import Failure, Invalid, NotFound, Overloaded, RateLimited, Unavailable
 from server.protocol import (
@@ -51,7 +52,8 @@ def engine_rejection(status: int) -> type[Failure]:
 
 
 def sampling_params(
-    request: SamplingFields, engine: ChatEngine, prompt_len: int, prompt_param: str, max_choices: int
+    request: SamplingFields, engine: ChatEngine, prompt_len: int, prompt_param: str, max_choices: int,
+    tools: ToolCalling | None = None,
 ) -> SamplingParams:
     """Request fields over the model's generation defaults, after the checks vLLM would fail less clearly."""
     if request.n > max_choices:
@@ -81,7 +83,8 @@ def sampling_params(
             max_tokens=request.max_tokens or min(default_max, room),
             stop=stop,
             output_kind=RequestOutputKind.DELTA if request.stream else RequestOutputKind.FINAL_ONLY,
-            structured_outputs=structured_outputs(request.response_format),
+            structured_outputs=tools.structured_outputs if tools else structured_outputs(request.response_format),
+            skip_special_tokens=tools.skip_special_tokens if tools else True,
             logprobs=request.top_logprobs_count,
             prompt_logprobs=request.prompt_logprobs_count,
             logit_bias={int(token): bias for token, bias in request.logit_bias.items()} if request.logit_bias else None,
@@ -101,10 +104,10 @@ def structured_outputs(response_format: ResponseFormat | None) -> StructuredOutp
 
 def start_generation(
     request: SamplingFields, engine: ChatEngine, route: str, id_prefix: str, prompt_ids: list[int],
-    prompt_param: str, max_choices: int, admission: Admission,
+    prompt_param: str, max_choices: int, admission: Admission, tools: ToolCalling | None = None,
 ) -> "Generation":
     """A generation with an admission slot (or 503 at capacity), after the request's checks."""
-    params = sampling_params(request, engine, len(prompt_ids), prompt_param, max_choices)
+    params = sampling_params(request, engine, len(prompt_ids), prompt_param, max_choices, tools)
     if request.ignored_fields:
         metrics.IGNORED_FIELDS.labels(route).inc(len(request.ignored_fields))
     generation = Generation(engine, route, new_id(id_prefix), prompt_ids, params, admission.admit())
@@ -130,6 +133,7 @@ class ChoiceDelta:
     text: str
     finish_reason: str | None
     logprobs: list[TokenLogprob] | None = None  # one per token of `text`, when asked for
+    token_ids: Sequence[int] = ()
 
 
 @dataclass
@@ -173,7 +177,7 @@ class Generation:
                     logprobs = None
                     if choice.logprobs is not None:
                         logprobs = [entry for entry in self.logprobs_of(choice.token_ids, choice.logprobs) if entry]
-                    yield ChoiceDelta(choice.index, choice.text, choice.finish_reason, logprobs)
+                    yield ChoiceDelta(choice.index, choice.text, choice.finish_reason, logprobs, choice.token_ids)
                 self.finished = output.finished
         except EngineDeadError as exc:
             raise Unavailable("The engine has stopped; the server must be restarted.", code="engine_dead") from exc

@@ -35,8 +35,10 @@ class ChatEngine:
     def is_healthy(self) -> bool:
         return not self.engine.errored
 
-    def chat_prompt_ids(self, messages: Sequence[Message], add_generation_prompt: bool = True) -> list[int]:
-        return chat_token_ids(self.tokenizer, messages, add_generation_prompt)
+    def chat_prompt_ids(
+        self, messages: Sequence[Message], add_generation_prompt: bool = True, tools: list[dict[str, Any]] | None = None
+    ) -> list[int]:
+        return chat_token_ids(self.tokenizer, messages, add_generation_prompt, tools)
 
     def text_prompt_ids(self, text: str) -> list[int]:
         return self.tokenizer.encode(text)
