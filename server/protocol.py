@@ -1,4 +1,6 @@
-"""OpenAI request and response shapes (the subset this server honours), with ranges declared on the fields."""
+"""OpenAI request and response shapes of chat and text completions (what this server honours), with ranges
+declared on the fields. One module of ~440 lines on purpose: requests first, then answers, which reuse the
+requests' pieces (tool calls, logprobs), so a reader checks a field's way in and out in one place."""
 
 import json
 import time
