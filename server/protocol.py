@@ -51,17 +51,23 @@ class ToolCall(BaseModel):
 
 class ChatMessage(BaseModel):
     role: Role
-    content: str | list[TextPart] | None = None  # None only for an assistant message with tool calls
     name: str | None = None
     tool_calls: list[ToolCall] | None = None  # assistant: the calls it made
     tool_call_id: str | None = None  # tool: the call this message answers
+    # Last, so that its check sees the fields above: None only for an assistant message with tool calls.
+    content: str | list[TextPart] | None = Field(None, validate_default=True)
+
+    @field_validator("content")
+    @classmethod
+    def _content_unless_calls(cls, content: Any, info: ValidationInfo) -> Any:
+        if content is None and not (info.data.get("role") == "assistant" and info.data.get("tool_calls")):
+            raise PydanticCustomError("missing", "Field required")
+        return content
 
     @model_validator(mode="after")
     def _tool_fields(self) -> "ChatMessage":
         if self.role == "tool" and not self.tool_call_id:
             raise ValueError("a 'tool' message needs the 'tool_call_id' it answers")
-        if self.content is None and not (self.role == "assistant" and self.tool_calls):
-            raise ValueError("'content' is required (it may be null only for an assistant message with tool_calls)")
         return self
 
     def text(self) -> str:
