@@ -11,6 +11,7 @@ from vllm.outputs import RequestOutput
 from vllm.v1.engine.async_llm import AsyncLLM
 
 from model_prep.chat_format import Message, chat_token_ids
+from server.failures import Invalid
 
 
 class ChatEngine:
@@ -42,6 +43,13 @@ class ChatEngine:
 
     def text_prompt_ids(self, text: str) -> list[int]:
         return self.tokenizer.encode(text)
+
+    def check_token_ids(self, ids: Sequence[int], param: str) -> None:
+        """Token ids a client sent, each in the vocabulary (a clear 400 instead of a failure deep in the engine)."""
+        vocabulary = len(self.tokenizer)
+        if unknown := [token for token in ids if not 0 <= token < vocabulary]:
+            raise Invalid(f"Token ids must be in [0, {vocabulary}); got {unknown[:5]}.", param=param,
+                          code="invalid_value")
 
     def generate(
         self, prompt_ids: list[int], params: SamplingParams, request_id: str

@@ -70,7 +70,11 @@ async def create_completion(
     admission: AdmissionDep,
 ) -> Completion | Response:
     model = resolve_model(body.model, engine)
-    prompt_ids = engine.text_prompt_ids(body.prompt) if isinstance(body.prompt, str) else [int(t) for t in body.prompt]
+    if isinstance(body.prompt, str):
+        prompt_ids = engine.text_prompt_ids(body.prompt)
+    else:
+        prompt_ids = [int(token) for token in body.prompt]
+        engine.check_token_ids(prompt_ids, "prompt")
     generation = start_generation(body, engine, ROUTE, "cmpl-", prompt_ids, "prompt", settings.max_choices, admission)
     echo = None
     if body.echo:

@@ -8,7 +8,6 @@ from pydantic import BaseModel, Field, model_validator
 
 from server.deps import EngineDep
 from server.engine.generation import resolve_model
-from server.failures import Invalid
 from server.protocol import ChatMessage, ErrorResponse
 
 router = APIRouter(tags=["tokens"], responses={400: {"model": ErrorResponse}})
@@ -62,8 +61,5 @@ async def tokenize(body: TokenizeRequest, engine: EngineDep) -> TokenizeResponse
 @router.post("/detokenize")
 async def detokenize(body: DetokenizeRequest, engine: EngineDep) -> DetokenizeResponse:
     resolve_model(body.model, engine)
-    vocabulary = len(engine.tokenizer)
-    if unknown := [token for token in body.tokens if not 0 <= token < vocabulary]:
-        raise Invalid(f"Token ids must be in [0, {vocabulary}); got {unknown[:5]}.", param="tokens",
-                      code="invalid_value")
+    engine.check_token_ids(body.tokens, "tokens")
     return DetokenizeResponse(prompt=engine.tokenizer.decode(body.tokens))
