@@ -33,11 +33,6 @@ class ToolCalling:
     tokenizer: Any
 
     @property
-    def tool_definitions(self) -> list[dict[str, Any]]:
-        """The tools as the chat template receives them."""
-        return [tool.model_dump(exclude_none=True) for tool in self.request.tools or []]
-
-    @property
     def structured_outputs(self) -> StructuredOutputsParams | None:
         """The grammar that makes a forced answer a call (None for "auto", unless the parser asks for one)."""
         schema = get_json_schema_from_tools(cast(Any, self.request.tool_choice), vllm_tools(self.request),
