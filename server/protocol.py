@@ -191,7 +191,8 @@ class SamplingFields(BaseModel):
     prompt_cache_retention: str | None = None
     safety_identifier: str | None = None
     parallel_tool_calls: bool | None = None
-    # Function calling is not served yet: asking for a tool call is refused, not answered with plain text.
+    # Function calling is served on chat completions (ChatCompletionRequest declares these again); elsewhere
+    # asking for a tool call is refused, not answered with plain text.
     tools: Unsupported = None
     tool_choice: ToolChoice = None
 
