@@ -15,9 +15,9 @@ from model_prep.chat_format import Message, chat_token_ids
 from server.auth import APIKeys, read_keys_file
 from server.errors import APIError, as_api_error
 from server.failures import Invalid, Unavailable
-from server.history.items import MessageItem
+from server.history.items import FunctionCallItem, FunctionCallOutputItem, Item, MessageItem
 from server.history.objects import StoredResponse
-from server.history.prompt import fit_prompt, split_turns
+from server.history.prompt import fit_prompt, split_turns, template_messages
 from server.history.redis_server import RedisServer
 from server.history.store import ConversationFull, HistoryStore, connect
 
@@ -175,3 +175,25 @@ def test_cached_history_follows_other_replicas_writes(shared_redis: RedisServer)
         assert await here.load("gus", "conv_cache") is None
 
     run(scenario())
+
+
+def test_function_call_items_are_stored_and_replayed_as_tool_messages(store: HistoryStore) -> None:
+    call = FunctionCallItem(call_id="call_1", name="get_weather", arguments='{"city": "Paris"}')
+    result = FunctionCallOutputItem(call_id="call_1", output='{"sky": "clear"}')
+    items = [MessageItem.of("user", "Weather in Paris?"), call, result, MessageItem.of("assistant", "Clear.")]
+
+    async def scenario() -> list[Item]:
+        await store.create_conversation("fay", "conv_tools", {}, items[:2])
+        assert await store.append("fay", "conv_tools", items[2:])
+        found = await store.load("fay", "conv_tools")
+        assert found is not None and found.conversation.preview == "Weather in Paris?"
+        return found.items
+
+    assert run(scenario()) == items
+    assert template_messages(items) == [
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": "", "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris"}}}]},
+        {"role": "tool", "content": '{"sky": "clear"}', "tool_call_id": "call_1"},
+        {"role": "assistant", "content": "Clear."},
+    ]

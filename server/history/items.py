@@ -4,7 +4,7 @@ shapes of those APIs (text messages only)."""
 import time
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from server.protocol import (
     JSONSchemaFormat,
@@ -94,6 +94,35 @@ class InputMessage(BaseModel):
 
     def to_item(self, tokens: int | None = None) -> MessageItem:
         return MessageItem.of(self.role, self.text(), tokens=tokens)
+
+
+class FunctionCallItem(Identified):
+    """A call the model made (Responses API); its answer comes back as a FunctionCallOutputItem."""
+
+    id: str = Field(default_factory=lambda: new_id("fc_"))
+    type: Literal["function_call"] = "function_call"
+    call_id: str
+    name: str
+    arguments: str  # JSON, as the model wrote it
+    status: ItemStatus = "completed"
+    created_at: int = Field(default_factory=lambda: int(time.time()))
+    response_id: str | None = None
+
+
+class FunctionCallOutputItem(Identified):
+    """A function's result, sent by the client for the call with the same `call_id`."""
+
+    id: str = Field(default_factory=lambda: new_id("fco_"))
+    type: Literal["function_call_output"] = "function_call_output"
+    call_id: str
+    output: str
+    status: ItemStatus = "completed"
+    created_at: int = Field(default_factory=lambda: int(time.time()))
+
+
+# Every kind of item a conversation or a response keeps, told apart by `type`.
+Item = Annotated[MessageItem | FunctionCallItem | FunctionCallOutputItem, Field(discriminator="type")]
+ITEM = TypeAdapter(Item)
 
 
 class ConversationCreate(BaseModel):

@@ -7,7 +7,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
-from server.history.items import ConversationRef, Identified, MessageItem, TextParam
+from server.history.items import ConversationRef, Identified, Item, TextParam
 
 
 class Conversation(Identified):
@@ -86,7 +86,7 @@ class ResponseObject(BaseModel):
     status: Literal["in_progress", "completed", "incomplete", "failed"] = "in_progress"
     completed_at: int | None = None
     model: str
-    output: list[MessageItem] = Field(default_factory=list)
+    output: list[Item] = Field(default_factory=list)
     instructions: str | None = None
     previous_response_id: str | None = None
     conversation: ConversationRef | None = None
@@ -115,7 +115,7 @@ class StoredResponse(ResponseObject):
     replays into the next prompt."""
 
     owner: str
-    input: list[MessageItem] = Field(default_factory=list)
+    input: list[Item] = Field(default_factory=list)
 
     def public(self) -> ResponseObject:
         """The response as the API shows it, without the owner and the input."""

@@ -11,18 +11,31 @@ from dataclasses import dataclass
 from model_prep.chat_format import Message
 from server.engine.wrapper import ChatEngine
 from server.failures import Invalid, NotFound
-from server.history.items import MessageItem
+from server.history.items import FunctionCallItem, Item, MessageItem
 from server.history.store import HistoryStore
-from server.protocol import template_role
+from server.protocol import json_or_text, template_role
 
 INSTRUCTION_ROLES = ("system", "developer")
 # Set on stateful replies: how many of the oldest turns were left out of the prompt to fit the context.
 DROPPED_TURNS_HEADER = "X-Lima-Dropped-Turns"
 
 
-def template_messages(items: Sequence[MessageItem]) -> list[Message]:
-    """Stored message items as chat-template messages ("developer" is the newer name for "system")."""
-    return [Message(role=template_role(item.role), content=item.text()) for item in items]
+def template_messages(items: Sequence[Item]) -> list[Message]:
+    """Stored items as chat-template messages: "developer" is the newer name for "system"; function calls join
+    the assistant message before them (or start one), and a function's output is a "tool" message."""
+    messages: list[Message] = []
+    for item in items:
+        if isinstance(item, MessageItem):
+            messages.append(Message(role=template_role(item.role), content=item.text()))
+        elif isinstance(item, FunctionCallItem):
+            call = {"id": item.call_id, "type": "function",
+                    "function": {"name": item.name, "arguments": json_or_text(item.arguments)}}
+            if not messages or messages[-1]["role"] != "assistant":
+                messages.append(Message(role="assistant", content=""))
+            messages[-1].setdefault("tool_calls", []).append(call)
+        else:
+            messages.append(Message(role="tool", content=item.output, tool_call_id=item.call_id))
+    return messages
 
 
 def split_turns(history: Sequence[Message]) -> list[tuple[bool, list[Message]]]:
@@ -105,7 +118,7 @@ def fit_prompt(
 
 async def stored_items(
     store: HistoryStore, owner: str, conversation_id: str | None, previous_response_id: str | None
-) -> list[MessageItem]:
+) -> list[Item]:
     """The items a new turn continues: a conversation's, or a previous_response_id chain's inputs and outputs."""
     if conversation_id is not None:
         found = await store.load(owner, conversation_id)

@@ -16,7 +16,7 @@ import functools
 import json
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar, cast
 
@@ -29,7 +29,7 @@ from redis.exceptions import BusyLoadingError, ConnectionError, ReadOnlyError, R
 
 from server import metrics
 from server.failures import Corrupt, Invalid, Unavailable
-from server.history.items import MessageItem
+from server.history.items import ITEM, Item, MessageItem
 from server.history.objects import Conversation, StoredResponse
 from server.history.scripts import APPEND, DELETE_CONVERSATION, DELETE_ITEM, LOAD, RESPONSE_CHAIN, UPDATE_METADATA
 
@@ -118,7 +118,7 @@ def stored_record(raw: bytes | str) -> StoredResponse:
 @dataclass
 class StoredConversation:
     conversation: Conversation
-    items: list[MessageItem]
+    items: list[Item]
 
 
 class HistoryStore:
@@ -133,7 +133,7 @@ class HistoryStore:
         self._delete_item = client.register_script(DELETE_ITEM)
         self._response_chain = client.register_script(RESPONSE_CHAIN)
         # conversation id -> (revision, items): this process's copy of recently used histories.
-        self._cache: OrderedDict[str, tuple[int, list[MessageItem]]] = OrderedDict()
+        self._cache: OrderedDict[str, tuple[int, list[Item]]] = OrderedDict()
 
     @staticmethod
     def conversation_keys(conversation_id: str) -> list[str]:
@@ -156,7 +156,7 @@ class HistoryStore:
 
     @store_errors_as_503
     async def create_conversation(
-        self, owner: str, conversation_id: str, metadata: dict[str, str], items: list[MessageItem]
+        self, owner: str, conversation_id: str, metadata: dict[str, str], items: Sequence[Item]
     ) -> Conversation:
         if len(items) > self.max_items:
             raise ConversationFull(conversation_id, self.max_items)
@@ -195,13 +195,13 @@ class HistoryStore:
         meta, raw_items, first_sent = found
         items = [
             *(cached if first_sent else ()),
-            *(MessageItem.model_validate_json(raw) for raw in raw_items if raw is not None),
+            *(ITEM.validate_json(raw) for raw in raw_items if raw is not None),
         ]
         fields = dict(zip(meta[::2], meta[1::2], strict=True))
         self._remember(conversation_id, int(fields.get(b"rev", 0)), items)
         return StoredConversation(conversation_object(fields), items)
 
-    def _remember(self, conversation_id: str, rev: int, items: list[MessageItem]) -> None:
+    def _remember(self, conversation_id: str, rev: int, items: list[Item]) -> None:
         self._cache[conversation_id] = (rev, items)
         self._cache.move_to_end(conversation_id)
         while len(self._cache) > CACHED_CONVERSATIONS:
@@ -213,7 +213,7 @@ class HistoryStore:
 
     @store_errors_as_503
     async def append(
-        self, owner: str, conversation_id: str, items: list[MessageItem], response: StoredResponse | None = None
+        self, owner: str, conversation_id: str, items: Sequence[Item], response: StoredResponse | None = None
     ) -> bool:
         """Add one turn's items (and its response record) atomically; False if the conversation is gone."""
         pairs = [value for item in items for value in (item.id, item.model_dump_json())]
@@ -300,6 +300,6 @@ class HistoryStore:
         return [stored_record(raw) for raw in reversed(chain)] if chain else None
 
 
-def preview_of(items: list[MessageItem]) -> str:
+def preview_of(items: Sequence[Item]) -> str:
     """The first user message's text, shortened: the title a conversation list shows."""
-    return next((item.text()[:120] for item in items if item.role == "user"), "")
+    return next((item.text()[:120] for item in items if isinstance(item, MessageItem) and item.role == "user"), "")

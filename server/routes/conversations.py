@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from server.auth import UserDep
 from server.deps import StoreDep
 from server.errors import APIError
-from server.history.items import ConversationCreate, ConversationUpdate, ItemsCreate, MessageItem
+from server.history.items import ConversationCreate, ConversationUpdate, Item, ItemsCreate
 from server.history.objects import Conversation, Deleted, Page
 from server.protocol import ErrorResponse, new_id
 
@@ -72,7 +72,7 @@ async def delete_conversation(conversation_id: str, user: UserDep, store: StoreD
 async def list_items(
     conversation_id: str, user: UserDep, store: StoreDep, limit: Limit = 20, after: str | None = None,
     order: Order = "desc",
-) -> Page[MessageItem]:
+) -> Page[Item]:
     found = await store.load(user, conversation_id)
     if found is None:
         raise not_found(conversation_id)
@@ -87,7 +87,7 @@ async def list_items(
 
 
 @router.post("/{conversation_id}/items")
-async def add_items(conversation_id: str, body: ItemsCreate, user: UserDep, store: StoreDep) -> Page[MessageItem]:
+async def add_items(conversation_id: str, body: ItemsCreate, user: UserDep, store: StoreDep) -> Page[Item]:
     items = [message.to_item() for message in body.items]
     if not await store.append(user, conversation_id, items):
         raise not_found(conversation_id)
@@ -95,7 +95,7 @@ async def add_items(conversation_id: str, body: ItemsCreate, user: UserDep, stor
 
 
 @router.get("/{conversation_id}/items/{item_id}")
-async def get_item(conversation_id: str, item_id: str, user: UserDep, store: StoreDep) -> MessageItem:
+async def get_item(conversation_id: str, item_id: str, user: UserDep, store: StoreDep) -> Item:
     found = await store.load(user, conversation_id)
     if found is None:
         raise not_found(conversation_id)

@@ -20,7 +20,7 @@ from server.engine.streaming import sse_response, until_disconnect
 from server.engine.wrapper import ChatEngine
 from server.errors import APIError, as_api_error
 from server.failures import Failure
-from server.history.items import ConversationRef, MessageItem, OutputText, ResponseRequest, TextParam
+from server.history.items import ConversationRef, Item, MessageItem, OutputText, ResponseRequest, TextParam
 from server.history.objects import Deleted, Page, ResponseError, ResponseObject
 from server.history.prompt import DROPPED_TURNS_HEADER, fit_prompt, reserve_for_output, stored_items, template_messages
 from server.history.turns import Turn
@@ -103,6 +103,7 @@ async def response_events(turn: Turn, response: ResponseObject) -> AsyncIterator
         return
     assert final is not None
     item = final.output[0]
+    assert isinstance(item, MessageItem)  # the Responses route serves no tools yet: its output is one message
     part = item.content[0]
     logprobs = part.logprobs if isinstance(part, OutputText) else None
     yield event("response.output_text.done", **where, content_index=0, text=item.text(),
@@ -129,7 +130,7 @@ async def get_response(response_id: str, user: UserDep, store: StoreDep) -> Resp
 async def list_input_items(
     response_id: str, user: UserDep, store: StoreDep, limit: Annotated[int, Query(ge=1, le=100)] = 20,
     order: Annotated[Literal["asc", "desc"], Query()] = "desc",
-) -> Page[MessageItem]:
+) -> Page[Item]:
     record = await store.get_response(user, response_id)
     if record is None:
         raise response_not_found(response_id)
