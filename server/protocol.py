@@ -114,6 +114,9 @@ class NamedToolChoice(BaseModel):
     function: NamedFunction
 
 
+ChatToolChoice = Literal["none", "auto", "required"] | NamedToolChoice
+
+
 def not_supported(value: Any, info: ValidationInfo) -> Any:
     """A documented OpenAI field that would change the answer and that this server cannot honour: refused by name
     (400, code unsupported_parameter) instead of silently ignored. Empty values ask for nothing and pass."""
@@ -228,7 +231,7 @@ class ChatCompletionRequest(SamplingFields):
     # Function calling: "required" or a named function is a call whatever the model (structured outputs);
     # "auto" needs the server's --tool-call-parser. With tools and no tool_choice, "auto" (OpenAI's default).
     tools: Annotated[list[ChatTool], Field(min_length=1, max_length=128)] | None = None  # type: ignore[assignment]
-    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None  # type: ignore[assignment]
+    tool_choice: ChatToolChoice | None = None  # type: ignore[assignment]
     logprobs: bool = False
     top_logprobs: int | None = Field(None, ge=0, le=20)
     # Extension: continue a stored conversation (its items come before `messages`; the turn is appended).
@@ -257,9 +260,6 @@ class ChatCompletionRequest(SamplingFields):
             raise ValueError("'top_logprobs' needs 'logprobs': true")
         if self.tool_choice not in (None, "none", "auto") and not self.tools:
             raise ValueError("a 'tool_choice' that asks for a call needs 'tools'")
-        if self.conversation is not None and (self.tools or any(m.role == "tool" or m.tool_calls
-                                                                 for m in self.messages)):
-            raise ValueError("tool calls are not stored in conversations yet: send 'tools' without 'conversation'")
         return self
 
     @property

@@ -111,8 +111,8 @@ class TemplateOnlyEngine:
     max_model_len: int
     default_sampling: dict[str, Any]
 
-    def chat_prompt_ids(self, messages: list[Message]) -> list[int]:
-        return chat_token_ids(self.tokenizer, messages)
+    def chat_prompt_ids(self, messages: list[Message], tools: list[dict[str, Any]] | None = None) -> list[int]:
+        return chat_token_ids(self.tokenizer, messages, tools=tools)
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 """Function calling through the official `openai` client, on real model output: a named function and
 "required" with the embedded default model (structured outputs make the answer a call, whatever the model), and
-"auto" with vLLM's hermes parser on a tiny model this test teaches to answer in that format."""
+"auto" with vLLM's hermes parser on a tiny model this test teaches to answer in that format; in chat completions
+and the Responses API, streamed and not, and stored in conversations and response chains."""
 
 import json
 from collections.abc import Iterator
@@ -76,13 +77,79 @@ def test_tool_requests_that_cannot_be_served_are_a_400(client: openai.OpenAI) ->
         ({"tools": [WEATHER], "tool_choice": {"type": "function", "function": {"name": "nope"}}}, "does not match"),
         ({"tools": [WEATHER]}, "--tool-call-parser"),  # "auto" (the default) on a server without a parser
         ({"tool_choice": "required"}, "tools"),
-        ({"tools": [WEATHER], "tool_choice": "required", "extra_body": {"conversation": "conv_x"}}, "conversation"),
     ]
     for fields, words in cases:
         with pytest.raises(openai.BadRequestError, match=words):
             client.chat.completions.create(model=DEFAULT, messages=ASK, max_tokens=5, **fields)
     with pytest.raises(openai.BadRequestError, match="tool_call_id"):
         client.chat.completions.create(model=DEFAULT, messages=[*ASK, {"role": "tool", "content": "x"}])
+    for fields, words in [
+        ({"tools": [RESPONSES_WEATHER], "tool_choice": {"type": "function", "name": "nope"}}, "does not match"),
+        ({"tools": [RESPONSES_WEATHER]}, "--tool-call-parser"),
+        ({"tool_choice": "required"}, "tools"),
+        ({"tools": [{"type": "web_search"}]}, "function"),
+        ({"input": [{"type": "reasoning", "summary": []}]}, "function_call_output"),
+    ]:
+        with pytest.raises(openai.BadRequestError, match=words):
+            client.responses.create(**{"model": DEFAULT, "input": "What is the weather in Paris?", "store": False,
+                                       "max_output_tokens": 5, **fields})
+
+
+def test_a_chat_tool_loop_is_stored_in_the_conversation(client: openai.OpenAI) -> None:
+    conversation = client.conversations.create()
+    chat = {"model": DEFAULT, "tools": [WEATHER, TIME], "max_tokens": 80, "temperature": 0,
+            "extra_body": {"conversation": conversation.id}}
+    reply = client.chat.completions.create(messages=ASK, tool_choice="required", **chat)
+    (call, *_) = reply.choices[0].message.tool_calls
+    result = '{"temperature_c": 21, "sky": "clear"}'
+    answer = client.chat.completions.create(
+        messages=[{"role": "tool", "tool_call_id": call.id, "content": result}], tool_choice="none", **chat)
+    assert answer.choices[0].message.content
+    items = client.conversations.items.list(conversation.id, order="asc").data
+    kinds = [item.type for item in items]
+    assert kinds[:2] == ["message", "function_call"] and "function_call_output" in kinds, kinds
+    stored_call = items[1]
+    assert (stored_call.call_id, stored_call.name, stored_call.arguments) == (
+        call.id, call.function.name, call.function.arguments)
+    output = next(item for item in items if item.type == "function_call_output")
+    assert (output.call_id, output.output) == (call.id, result)
+    assert items[-1].type == "message" and items[-1].role == "assistant"
+
+
+RESPONSES_WEATHER = {"type": "function", **WEATHER["function"]}
+
+
+def test_responses_call_a_function_and_continue_from_its_output(client: openai.OpenAI) -> None:
+    ask = {"model": DEFAULT, "input": "What is the weather in Paris?", "tools": [RESPONSES_WEATHER],
+           "tool_choice": {"type": "function", "name": "get_weather"}, "max_output_tokens": 40, "temperature": 0}
+    response = client.responses.create(**ask)
+    (call,) = response.output
+    assert call.type == "function_call" and call.name == "get_weather" and call.call_id and call.id
+    assert isinstance(json.loads(call.arguments)["city"], str)
+    assert response.tool_choice.name == "get_weather" and response.tools[0].name == "get_weather"
+
+    events = list(client.responses.create(stream=True, **ask))
+    kinds = [event.type for event in events]
+    assert kinds[:3] == ["response.created", "response.in_progress", "response.output_item.added"], kinds
+    assert events[2].item.type == "function_call" and events[2].item.name == "get_weather"
+    deltas = "".join(event.delta for event in events if event.type == "response.function_call_arguments.delta")
+    (done,) = [event for event in events if event.type == "response.function_call_arguments.done"]
+    final = events[-1].response
+    assert kinds[-1] == "response.completed" and deltas == done.arguments == final.output[0].arguments
+    assert done.item_id == events[2].item.id == final.output[0].id
+    assert final.output[0].call_id == events[2].item.call_id
+
+    result = {"type": "function_call_output", "call_id": call.call_id, "output": '{"temperature_c": 21}'}
+    follow = client.responses.create(model=DEFAULT, previous_response_id=response.id, input=[result],
+                                     tools=[RESPONSES_WEATHER], tool_choice="none", max_output_tokens=30,
+                                     temperature=0)
+    assert follow.output[0].type == "message" and follow.output_text
+    (sent,) = client.responses.input_items.list(follow.id).data
+    assert sent.type == "function_call_output" and sent.call_id == call.call_id
+
+    required = client.responses.create(**{**ask, "tool_choice": "required", "max_output_tokens": 80})
+    assert required.output and all(item.type == "function_call" and item.name == "get_weather"
+                                   for item in required.output)
 
 
 HERMES_CALL = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'
@@ -120,3 +187,14 @@ def test_auto_reads_the_models_own_calls_with_vllms_parser(hermes_server: LiveSe
               if chunk.choices for call in chunk.choices[0].delta.tool_calls or []]
     assert pieces[0].function.name == "get_weather"
     assert json.loads("".join(p.function.arguments or "" for p in pieces)) == {"city": "Paris"}
+
+    responses = {"model": "tiny", "tools": [RESPONSES_WEATHER], "max_output_tokens": 150, "temperature": 0,
+                 "extra_body": {"repetition_penalty": 1.0}}
+    (call,) = client.responses.create(input=ASK[0]["content"], **responses).output
+    assert (call.type, call.name, json.loads(call.arguments)) == ("function_call", "get_weather", {"city": "Paris"})
+    answer = client.responses.create(input="The capital of France", **responses)
+    assert [item.type for item in answer.output] == ["message"]
+    assert answer.output_text == TAUGHT["The capital of France"]
+    events = list(client.responses.create(input=ASK[0]["content"], stream=True, **responses))
+    streamed = "".join(e.delta for e in events if e.type == "response.function_call_arguments.delta")
+    assert json.loads(streamed) == {"city": "Paris"} and events[-1].response.output[0].arguments == streamed

@@ -20,6 +20,7 @@ from server.engine.tools import ToolCalling
 from server.engine.wrapper import ChatEngine
 from server.failures import Failure, Invalid, NotFound, Overloaded, RateLimited, Unavailable
 from server.protocol import (
+    DeltaToolCall,
     PromptTokensDetails,
     ResponseFormat,
     SamplingFields,
@@ -134,6 +135,7 @@ class ChoiceDelta:
     finish_reason: str | None
     logprobs: list[TokenLogprob] | None = None  # one per token of `text`, when asked for
     token_ids: Sequence[int] = ()
+    tool_calls: list[DeltaToolCall] | None = None  # with tools: the calls' pieces (and `text` is the content)
 
 
 @dataclass

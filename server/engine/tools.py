@@ -3,14 +3,14 @@ constrains a forced call (tool_choice "required" or a named function: structured
 whatever the model), and its tool-parser registry reads calls out of free text for "auto" (`--tool-call-parser`).
 
 A `ToolCalling` holds one request's choice; each choice of the answer gets a `ToolCallStream` that turns its text
-deltas into OpenAI's content and `tool_calls` deltas, and its whole text into the final message's calls."""
+deltas into OpenAI's content and `tool_calls` deltas and remembers the message they add up to."""
 
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from vllm.entrypoints.openai.chat_completion.protocol import ChatCompletionRequest as VllmChatRequest
 from vllm.exceptions import VLLMValidationError
 from vllm.sampling_params import StructuredOutputsParams
@@ -18,7 +18,15 @@ from vllm.tool_parsers import ToolParser, ToolParserManager
 from vllm.tool_parsers.utils import get_json_schema_from_tools
 
 from server.failures import Invalid
-from server.protocol import ChatCompletionRequest, DeltaFunctionCall, DeltaToolCall, FunctionCall, ToolCall, new_id
+from server.protocol import (
+    ChatTool,
+    ChatToolChoice,
+    DeltaFunctionCall,
+    DeltaToolCall,
+    FunctionCall,
+    ToolCall,
+    new_id,
+)
 
 Mode = Literal["named", "required", "auto"]
 
@@ -62,13 +70,17 @@ def vllm_tools(request: VllmChatRequest) -> Any:
     return request.tools
 
 
-def tool_calling(body: ChatCompletionRequest, parser_name: str | None, tokenizer: Any) -> ToolCalling | None:
-    """The request's tool calling, checked by vLLM's own request model; None when it asks for no call."""
-    if not body.tools or body.tool_choice == "none":
+def tool_calling(tools: Sequence[ChatTool] | None, tool_choice: ChatToolChoice | None,
+                 parallel_tool_calls: bool | None, parser_name: str | None, tokenizer: Any) -> ToolCalling | None:
+    """A request's tool calling, checked by vLLM's own request model; None when it asks for no call."""
+    if not tools or tool_choice == "none":
         return None
-    fields = body.model_dump(include={"tools", "tool_choice", "parallel_tool_calls"}, exclude_none=True)
+    fields = {"tools": [tool.model_dump(exclude_none=True) for tool in tools],
+              "tool_choice": tool_choice.model_dump() if isinstance(tool_choice, BaseModel) else tool_choice,
+              "parallel_tool_calls": parallel_tool_calls}
     try:
-        request = VllmChatRequest.model_validate({"model": "lima", "messages": [], **fields})
+        request = VllmChatRequest.model_validate(
+            {"model": "lima", "messages": [], **{k: v for k, v in fields.items() if v is not None}})
     except VLLMValidationError as exc:  # vLLM's own checks of tools against tool_choice
         raise Invalid(str(exc.args[0]), param=exc.parameter or "tool_choice", code="invalid_value") from exc
     except ValidationError as exc:
@@ -91,77 +103,76 @@ def tool_calling(body: ChatCompletionRequest, parser_name: str | None, tokenizer
 
 @dataclass
 class ToolCallStream:
-    """One choice's text turned into content and tool calls, streamed (`delta`) or whole (`finish`)."""
+    """One choice's text turned, piece by piece, into content and OpenAI's `tool_calls` deltas. What was sent is
+    remembered, so the whole message (`content`, `calls`) is exactly what a streaming client put together, and a
+    stored call has the id the client saw."""
 
     calling: ToolCalling
     parser: ToolParser | None
     text: str = ""
     token_ids: list[int] = field(default_factory=list)
-    call_id: str = field(default_factory=lambda: new_id("call_"))
-    called: bool = False  # a call was sent
+    call_id: str = field(default_factory=lambda: new_id("call_"))  # a named function's call
+    content: str = ""  # sent so far
+    calls: list[ToolCall] = field(default_factory=list)  # sent so far, by index
 
-    def finish_reason(self, engine_reason: str | None) -> str | None:
-        """OpenAI's: "tool_calls" when the model called (a named function's answer ends as "stop", as OpenAI's)."""
-        if engine_reason == "stop" and self.called and self.calling.mode != "named":
-            return "tool_calls"
-        return engine_reason
-
-    def delta(self, text: str, token_ids: Sequence[int]) -> tuple[str | None, list[DeltaToolCall] | None]:
-        """(content, tool call pieces) to stream for this piece of the answer."""
+    def delta(self, text: str, token_ids: Sequence[int], finish_reason: str | None
+              ) -> tuple[str, list[DeltaToolCall] | None, str | None]:
+        """(content, tool call pieces, finish reason) to send for this piece of the answer. OpenAI's finish
+        reason is "tool_calls" when the model called (a named function's answer ends as "stop", as OpenAI's)."""
         content, calls = self._delta(text, token_ids)
-        self.called = self.called or bool(calls)
-        return content, calls
+        self._remember(content, calls)
+        if finish_reason is not None:
+            more_content, more_calls = self._complete()
+            self._remember(more_content, more_calls)
+            content, calls = content + more_content, [*calls, *more_calls]
+        if finish_reason == "stop" and self.calls and self.calling.mode != "named":
+            finish_reason = "tool_calls"
+        return content, calls or None, finish_reason
 
-    def _delta(self, text: str, token_ids: Sequence[int]) -> tuple[str | None, list[DeltaToolCall] | None]:
+    def _delta(self, text: str, token_ids: Sequence[int]) -> tuple[str, list[DeltaToolCall]]:
         previous_text, previous_ids = self.text, list(self.token_ids)
         self.text += text
         self.token_ids += token_ids
         mode = self.calling.mode
         if mode == "named":  # the answer is the arguments, as they come
+            if not text:
+                return "", []
             first = not previous_text
             name = self.calling.request.tool_choice.function.name if first else None  # type: ignore[union-attr]
-            return None, [DeltaToolCall(index=0, id=self.call_id if first else None, type="function" if first else None,
-                                        function=DeltaFunctionCall(name=name, arguments=text))] if text else None
-        if mode == "required":  # a JSON list of calls: sent whole when it is complete (see `finish`)
-            return None, None
+            return "", [DeltaToolCall(index=0, id=self.call_id if first else None, type="function" if first else None,
+                                      function=DeltaFunctionCall(name=name, arguments=text))]
+        if mode == "required":  # a JSON list of calls: sent whole when it is complete (see `_complete`)
+            return "", []
         assert self.parser is not None
         message = self.parser.extract_tool_calls_streaming(
             previous_text, self.text, text, previous_ids, self.token_ids, list(token_ids), self.calling.request)
         if message is None:
-            return None, None
+            return "", []
         calls = [DeltaToolCall.model_validate(call.model_dump(exclude_none=True)) for call in message.tool_calls]
-        return message.content, calls or None
+        return message.content or "", calls
 
-    def finish(self, text: str) -> tuple[str | None, list[ToolCall]]:
-        """(content, calls) of a whole answer."""
-        content, calls = self._finish(text)
-        self.called = bool(calls)
-        return content, calls
-
-    def _finish(self, text: str) -> tuple[str | None, list[ToolCall]]:
-        mode = self.calling.mode
-        if mode == "named":
-            name = self.calling.request.tool_choice.function.name  # type: ignore[union-attr]
-            return None, [ToolCall(id=self.call_id, function=FunctionCall(name=name, arguments=text))]
-        if mode == "required":
+    def _complete(self) -> tuple[str, list[DeltaToolCall]]:
+        """What is left to send when the answer ends: a "required" answer's calls, whole (or its text, if
+        max_tokens cut it before the list closed); the arguments a streaming parser held back."""
+        if self.calling.mode == "required":
             try:
-                return None, [ToolCall(function=FunctionCall(name=c["name"], arguments=json.dumps(c["parameters"])))
-                              for c in json.loads(text)]
-            except (ValueError, KeyError, TypeError):  # cut off by max_tokens: no complete call to give
-                return text, []
-        assert self.parser is not None
-        found = self.parser.extract_tool_calls(text, self.calling.request)
-        if not found.tools_called:
-            return found.content, []
-        calls = [ToolCall(id=call.id, function=FunctionCall(name=call.function.name, arguments=call.function.arguments))
-                 for call in found.tool_calls]
-        return found.content, calls
+                found = [(c["name"], json.dumps(c["parameters"])) for c in json.loads(self.text)]
+            except (ValueError, KeyError, TypeError):
+                return self.text, []
+            return "", [DeltaToolCall(index=index, id=new_id("call_"), type="function",
+                                      function=DeltaFunctionCall(name=name, arguments=arguments))
+                        for index, (name, arguments) in enumerate(found)]
+        if self.parser is not None and self.calls and (rest := self.parser.get_remaining_unstreamed_args()):
+            # As vLLM's own server does: the last call's arguments the parser read but had not sent yet.
+            return "", [DeltaToolCall(index=len(self.calls) - 1, function=DeltaFunctionCall(arguments=rest))]
+        return "", []
 
-    def final_calls(self) -> list[DeltaToolCall] | None:
-        """What a streamed "required" answer sends when it is complete: every call whole."""
-        if self.calling.mode != "required":
-            return None
-        _, calls = self.finish(self.text)
-        return [DeltaToolCall(index=index, id=call.id, type="function",
-                              function=DeltaFunctionCall(name=call.function.name, arguments=call.function.arguments))
-                for index, call in enumerate(calls)] or None
+    def _remember(self, content: str, calls: Sequence[DeltaToolCall]) -> None:
+        self.content += content
+        for piece in calls:
+            function = piece.function or DeltaFunctionCall()
+            if piece.index == len(self.calls):
+                self.calls.append(ToolCall(id=piece.id or new_id("call_"), function=FunctionCall(
+                    name=function.name or "", arguments=function.arguments or "")))
+            else:
+                self.calls[piece.index].function.arguments += function.arguments or ""

@@ -1,13 +1,20 @@
 """Message items as OpenAI's Conversations and Responses APIs show them and the store keeps them, and the request
-shapes of those APIs (text messages only)."""
+shapes of those APIs: text messages, and the function calls and results of a tool loop."""
 
 import time
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, model_validator
 
 from server.protocol import (
+    ChatMessage,
+    ChatTool,
+    ChatToolChoice,
+    FunctionDefinition,
     JSONSchemaFormat,
+    NamedFunction,
+    NamedToolChoice,
     ResponseFormat,
     SamplingFields,
     TokenLogprob,
@@ -125,17 +132,70 @@ Item = Annotated[MessageItem | FunctionCallItem | FunctionCallOutputItem, Field(
 ITEM = TypeAdapter(Item)
 
 
+def chat_items(message: ChatMessage) -> list[Item]:
+    """A chat message as the items a conversation keeps: a tool's answer is a function_call_output; an assistant's
+    calls are function_call items after its text (if it has any)."""
+    if message.role == "tool":
+        assert message.tool_call_id is not None  # the request's check
+        return [FunctionCallOutputItem(call_id=message.tool_call_id, output=message.text())]
+    calls = message.tool_calls or []
+    items: list[Item] = [MessageItem.of(message.role, message.text())] if message.text() or not calls else []
+    return [*items, *(FunctionCallItem(call_id=call.id, name=call.function.name, arguments=call.function.arguments)
+                      for call in calls)]
+
+
+def input_item_type(value: Any) -> str:
+    """An input item's type; a bare `{"role", "content"}` is a message."""
+    return str(value.get("type", "message") if isinstance(value, dict) else getattr(value, "type", "message"))
+
+
+# What a Responses request may send as input: messages, and the calls and function results of a tool loop.
+InputItem = Annotated[
+    Annotated[InputMessage, Tag("message")] | Annotated[FunctionCallItem, Tag("function_call")]
+    | Annotated[FunctionCallOutputItem, Tag("function_call_output")],
+    Discriminator(input_item_type, custom_error_type="invalid_item",
+                  custom_error_message="input items are messages, function_call or function_call_output items"),
+]
+
+
+def input_items(given: Sequence[InputMessage | FunctionCallItem | FunctionCallOutputItem]) -> list[Item]:
+    """Input items as the store keeps them (messages in their stored shape; calls and outputs as they are)."""
+    return [item.to_item() if isinstance(item, InputMessage) else item for item in given]
+
+
 class ConversationCreate(BaseModel):
-    items: list[InputMessage] = Field(default_factory=list)
+    items: list[InputItem] = Field(default_factory=list)
     metadata: Metadata | None = None
+
+
+class ItemsCreate(BaseModel):
+    items: Annotated[list[InputItem], Field(min_length=1)]
+
+
+class FunctionTool(BaseModel):
+    """A function tool the Responses way: chat's `function` fields, flat. (Built-in tools such as web search are
+    not served: a request naming one is refused.)"""
+
+    type: Literal["function"]
+    name: str = Field(..., pattern=r"^[a-zA-Z0-9_-]{1,64}$")
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+    def as_chat_tool(self) -> ChatTool:
+        return ChatTool(type="function", function=FunctionDefinition(**self.model_dump(exclude={"type"})))
+
+
+class FunctionToolChoice(BaseModel):
+    type: Literal["function"]
+    name: str
+
+
+ResponseToolChoice = Literal["none", "auto", "required"] | FunctionToolChoice
 
 
 class ConversationUpdate(BaseModel):
     metadata: Metadata
-
-
-class ItemsCreate(BaseModel):
-    items: Annotated[list[InputMessage], Field(min_length=1)]
 
 
 class ConversationRef(BaseModel):
@@ -182,7 +242,7 @@ class TextParam(BaseModel):
 class ResponseRequest(SamplingFields):
     """POST /v1/responses. `max_output_tokens` is the Responses name of max_tokens; `n` has no place here."""
 
-    input: str | Annotated[list[InputMessage], Field(min_length=1)]
+    input: str | Annotated[list[InputItem], Field(min_length=1)]
     instructions: str | None = None
     conversation: str | ConversationRef | None = None
     previous_response_id: str | None = None
@@ -196,6 +256,9 @@ class ResponseRequest(SamplingFields):
     include: list[Literal["message.output_text.logprobs"]] | None = None
     # Structured output, the Responses way (chat's `response_format`).
     text: TextParam | None = None
+    # Function tools: "auto" (the default with tools) needs the server's --tool-call-parser, as in chat.
+    tools: Annotated[list[FunctionTool], Field(max_length=128)] | None = None  # type: ignore[assignment]
+    tool_choice: ResponseToolChoice | None = None  # type: ignore[assignment]
     background: Unsupported = None
     max_tool_calls: Unsupported = None
     prompt: Unsupported = None
@@ -212,7 +275,19 @@ class ResponseRequest(SamplingFields):
         self.max_tokens = self.max_output_tokens
         if self.text is not None:
             self.response_format = self.text.format.as_response_format()
+        if self.tool_choice not in (None, "none", "auto") and not self.tools:
+            raise ValueError("a 'tool_choice' that asks for a call needs 'tools'")
         return self
+
+    @property
+    def chat_tools(self) -> list[ChatTool] | None:
+        return [tool.as_chat_tool() for tool in self.tools] if self.tools else None
+
+    @property
+    def chat_tool_choice(self) -> ChatToolChoice | None:
+        if isinstance(self.tool_choice, FunctionToolChoice):
+            return NamedToolChoice(type="function", function=NamedFunction(name=self.tool_choice.name))
+        return self.tool_choice
 
     @property
     def top_logprobs_count(self) -> int | None:
@@ -224,7 +299,8 @@ class ResponseRequest(SamplingFields):
     def conversation_id(self) -> str | None:
         return self.conversation.id if isinstance(self.conversation, ConversationRef) else self.conversation
 
-    def input_messages(self) -> list[InputMessage]:
-        if isinstance(self.input, str):
-            return [InputMessage(role="user", content=self.input)]
-        return self.input
+    def input_items(self, count_tokens: Callable[[str], int]) -> list[Item]:
+        """The input as stored items, each message with its token count."""
+        given = [InputMessage(role="user", content=self.input)] if isinstance(self.input, str) else self.input
+        return [item.to_item(tokens=count_tokens(item.text())) if isinstance(item, InputMessage) else item
+                for item in given]

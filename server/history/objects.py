@@ -3,11 +3,11 @@ types them, field for field (tests/test_openai_types.py checks it); this server'
 
 import time
 from collections.abc import Sequence
-from typing import Any, Generic, Literal, TypeVar
+from typing import Generic, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
-from server.history.items import ConversationRef, Identified, Item, TextParam
+from server.history.items import ConversationRef, FunctionTool, Identified, Item, ResponseToolChoice, TextParam
 
 
 class Conversation(Identified):
@@ -94,9 +94,9 @@ class ResponseObject(BaseModel):
     temperature: float | None = None
     top_p: float | None = None
     top_logprobs: int | None = None
-    parallel_tool_calls: bool = False
-    tool_choice: Literal["none"] = "none"
-    tools: list[dict[str, Any]] = Field(default_factory=list)
+    parallel_tool_calls: bool = True
+    tool_choice: ResponseToolChoice = "auto"
+    tools: list[FunctionTool] = Field(default_factory=list)
     text: TextParam = Field(default_factory=TextParam)
     truncation: Literal["auto", "disabled"] = "disabled"
     metadata: dict[str, str] = Field(default_factory=dict)

@@ -7,6 +7,7 @@ instructions: they are never dropped. The new input is never dropped either; if 
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from model_prep.chat_format import Message
 from server.engine.wrapper import ChatEngine
@@ -72,6 +73,7 @@ def fit_prompt(
     reserve: int,
     truncate: bool,
     prompt_param: str,
+    tools: list[dict[str, Any]] | None = None,
 ) -> FittedPrompt:
     """Token ids of history + new, after dropping the fewest oldest turns that make prompt + reserve fit."""
     units = split_turns(history)
@@ -84,7 +86,7 @@ def fit_prompt(
             if pinned or seen >= dropped:
                 kept.extend(messages)
             seen += not pinned
-        return engine.chat_prompt_ids([*kept, *new])
+        return engine.chat_prompt_ids([*kept, *new], tools=tools)
 
     def fits(ids: list[int]) -> bool:
         return len(ids) + reserve <= engine.max_model_len

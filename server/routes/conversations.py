@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from server.auth import UserDep
 from server.deps import StoreDep
 from server.errors import APIError
-from server.history.items import ConversationCreate, ConversationUpdate, Item, ItemsCreate
+from server.history.items import ConversationCreate, ConversationUpdate, Item, ItemsCreate, input_items
 from server.history.objects import Conversation, Deleted, Page
 from server.protocol import ErrorResponse, new_id
 
@@ -31,7 +31,7 @@ def item_not_found(item_id: str) -> APIError:
 
 @router.post("")
 async def create_conversation(body: ConversationCreate, user: UserDep, store: StoreDep) -> Conversation:
-    items = [message.to_item() for message in body.items]
+    items = input_items(body.items)
     return await store.create_conversation(user, new_id("conv_"), body.metadata or {}, items)
 
 
@@ -88,7 +88,7 @@ async def list_items(
 
 @router.post("/{conversation_id}/items")
 async def add_items(conversation_id: str, body: ItemsCreate, user: UserDep, store: StoreDep) -> Page[Item]:
-    items = [message.to_item() for message in body.items]
+    items = input_items(body.items)
     if not await store.append(user, conversation_id, items):
         raise not_found(conversation_id)
     return Page.of(items, False)

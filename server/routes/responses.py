@@ -1,9 +1,10 @@
-"""OpenAI's Responses API (text): POST /v1/responses continues a conversation or a previous_response_id chain
-from the store, streams OpenAI's Responses events, and stores the turn; GET/DELETE stored responses."""
+"""OpenAI's Responses API (text and function calls): POST /v1/responses continues a conversation or a
+previous_response_id chain from the store, streams OpenAI's Responses events, and stores the turn; GET/DELETE
+stored responses."""
 
 import itertools
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -17,21 +18,25 @@ from server.deps import EngineDep, SettingsDep, StoreDep, get_store
 from server.engine.admission import AdmissionDep
 from server.engine.generation import resolve_model, start_generation
 from server.engine.streaming import sse_response, until_disconnect
-from server.engine.wrapper import ChatEngine
+from server.engine.tools import tool_calling
 from server.errors import APIError, as_api_error
 from server.failures import Failure
-from server.history.items import ConversationRef, Item, MessageItem, OutputText, ResponseRequest, TextParam
+from server.history.items import (
+    ConversationRef,
+    FunctionCallItem,
+    Item,
+    MessageItem,
+    OutputText,
+    ResponseRequest,
+    TextParam,
+)
 from server.history.objects import Deleted, Page, ResponseError, ResponseObject
 from server.history.prompt import DROPPED_TURNS_HEADER, fit_prompt, reserve_for_output, stored_items, template_messages
 from server.history.turns import Turn
-from server.protocol import ErrorResponse
+from server.protocol import DeltaFunctionCall, ErrorResponse
 
 ROUTE = "/v1/responses"
 router = APIRouter(tags=["responses"], responses={400: {"model": ErrorResponse}, 404: {"model": ErrorResponse}})
-
-
-def count_tokens(engine: ChatEngine, text: str) -> int:
-    return len(engine.tokenizer.encode(text, add_special_tokens=False))
 
 
 @router.post(ROUTE, response_model=ResponseObject, responses={200: {"content": {"text/event-stream": {}}}})
@@ -40,20 +45,25 @@ async def create_response(
     admission: AdmissionDep,
 ) -> Any:
     model = resolve_model(body.model, engine)
+    tools = tool_calling(body.chat_tools, body.chat_tool_choice, body.parallel_tool_calls, settings.auto_tool_parser,
+                         engine.tokenizer)
+    definitions = [tool.model_dump(exclude_none=True) for tool in body.chat_tools or []] or None
     conversation_id = body.conversation_id
     stateful = body.store or conversation_id is not None or body.previous_response_id is not None
     store = get_store(request) if stateful else None
     history = await stored_items(store, user, conversation_id, body.previous_response_id) if store else []
     instructions = [Message(role="system", content=body.instructions)] if body.instructions else []
-    input_items = [m.to_item(tokens=count_tokens(engine, m.text())) for m in body.input_messages()]
+    input_items = body.input_items(lambda text: len(engine.tokenizer.encode(text, add_special_tokens=False)))
     try:
         fitted = fit_prompt(
             engine, [*instructions, *template_messages(history)], template_messages(input_items),
             reserve_for_output(engine, body.max_tokens), truncate=body.truncation == "auto", prompt_param="input",
+            tools=definitions,
         )
     except TemplateError as exc:
         raise APIError(400, f"The model's chat template rejected the input: {exc}", param="input") from exc
-    generation = start_generation(body, engine, ROUTE, "resp_", fitted.ids, "input", settings.max_choices, admission)
+    generation = start_generation(body, engine, ROUTE, "resp_", fitted.ids, "input", settings.max_choices, admission,
+                                  tools)
     response = ResponseObject(
         id=generation.request_id, model=model, instructions=body.instructions,
         previous_response_id=body.previous_response_id,
@@ -61,8 +71,11 @@ async def create_response(
         max_output_tokens=body.max_output_tokens, temperature=generation.params.temperature,
         top_p=generation.params.top_p, top_logprobs=body.top_logprobs, truncation=body.truncation, store=body.store,
         metadata=body.metadata or {}, user=body.user, text=body.text or TextParam(), dropped_turns=fitted.dropped_turns,
+        tools=body.tools or [], tool_choice=body.tool_choice or "auto",
+        parallel_tool_calls=body.parallel_tool_calls is not False,
     )
-    turn = Turn(generation, store, user, conversation_id, input_items, response=response, store_response=body.store)
+    turn = Turn(generation, store, user, conversation_id, input_items, response=response, store_response=body.store,
+                tools=tools)
     headers = {DROPPED_TURNS_HEADER: str(fitted.dropped_turns)}
     if body.stream:
         return sse_response(response_events(turn, response), settings.shutdown_timeout_seconds, headers)
@@ -72,9 +85,11 @@ async def create_response(
 
 
 async def response_events(turn: Turn, response: ResponseObject) -> AsyncIterator[dict[str, str]]:
-    """OpenAI's Responses stream: created, in_progress, item and part added, text deltas, then (after the turn
-    is stored) text/part/item done and completed or incomplete; an error event and response.failed on error."""
+    """OpenAI's Responses stream: created, in_progress; each output item added as it begins (the message with its
+    content part; a function call) and its text or arguments deltas; then, after the turn is stored, each item's
+    done events and completed or incomplete; an error event and response.failed on error."""
     sequence = itertools.count()
+    opened: list[str] = []  # the ids of the items added so far: their output_index is their place here
 
     def event(kind: str, **fields: Any) -> dict[str, str]:
         return {"event": kind, "data": json.dumps({"type": kind, "sequence_number": next(sequence), **fields})}
@@ -82,17 +97,38 @@ async def response_events(turn: Turn, response: ResponseObject) -> AsyncIterator
     def dumped(model: BaseModel) -> dict[str, Any]:
         return model.model_dump(mode="json")
 
-    where = {"item_id": turn.output_id, "output_index": 0}
+    def added(item: MessageItem | FunctionCallItem) -> Iterator[dict[str, str]]:
+        opened.append(item.id)
+        yield event("response.output_item.added", output_index=len(opened) - 1, item=dumped(item))
+        if isinstance(item, MessageItem):
+            yield event("response.content_part.added", item_id=item.id, output_index=len(opened) - 1,
+                        content_index=0, part=dumped(OutputText(text="")))
+
+    def where(item_id: str) -> dict[str, Any]:
+        return {"item_id": item_id, "output_index": opened.index(item_id)}
+
+    message = MessageItem(id=turn.output_id, role="assistant", status="in_progress", content=[])
     yield event("response.created", response=dumped(response))
     yield event("response.in_progress", response=dumped(response))
-    yield event("response.output_item.added", output_index=0, item=dumped(
-        MessageItem(id=turn.output_id, role="assistant", status="in_progress", content=[])))
-    yield event("response.content_part.added", **where, content_index=0, part=dumped(OutputText(text="")))
+    if turn.tools is None:  # the answer is a message: it begins now
+        for added_event in added(message):
+            yield added_event
     try:
         async for delta in turn.deltas():
             if delta.text or delta.logprobs:
-                yield event("response.output_text.delta", **where, content_index=0, delta=delta.text,
+                for added_event in added(message) if message.id not in opened else ():
+                    yield added_event
+                yield event("response.output_text.delta", **where(message.id), content_index=0, delta=delta.text,
                             logprobs=[dumped(entry) for entry in delta.logprobs or []])
+            for call in delta.tool_calls or []:
+                item_id = turn.call_item_id(call.index)
+                function = call.function or DeltaFunctionCall()
+                if item_id not in opened:
+                    for added_event in added(FunctionCallItem(id=item_id, call_id=call.id or "", name=function.name
+                                                              or "", arguments="", status="in_progress")):
+                        yield added_event
+                if function.arguments:
+                    yield event("response.function_call_arguments.delta", **where(item_id), delta=function.arguments)
         final = await turn.save()
     except (APIError, Failure) as failure:
         exc = as_api_error(failure)
@@ -102,14 +138,20 @@ async def response_events(turn: Turn, response: ResponseObject) -> AsyncIterator
         yield event("response.failed", response=dumped(failed))
         return
     assert final is not None
-    item = final.output[0]
-    assert isinstance(item, MessageItem)  # the Responses route serves no tools yet: its output is one message
-    part = item.content[0]
-    logprobs = part.logprobs if isinstance(part, OutputText) else None
-    yield event("response.output_text.done", **where, content_index=0, text=item.text(),
-                logprobs=[dumped(entry) for entry in logprobs or []])
-    yield event("response.content_part.done", **where, content_index=0, part=dumped(item.content[0]))
-    yield event("response.output_item.done", output_index=0, item=dumped(item))
+    for item in final.output:
+        if item.id not in opened and isinstance(item, MessageItem | FunctionCallItem):  # e.g. an empty answer
+            for added_event in added(item if isinstance(item, FunctionCallItem) else message):
+                yield added_event
+        if isinstance(item, MessageItem):
+            part = item.content[0]
+            logprobs = part.logprobs if isinstance(part, OutputText) else None
+            yield event("response.output_text.done", **where(item.id), content_index=0, text=item.text(),
+                        logprobs=[dumped(entry) for entry in logprobs or []])
+            yield event("response.content_part.done", **where(item.id), content_index=0, part=dumped(part))
+        elif isinstance(item, FunctionCallItem):
+            yield event("response.function_call_arguments.done", **where(item.id), name=item.name,
+                        arguments=item.arguments)
+        yield event("response.output_item.done", output_index=opened.index(item.id), item=dumped(item))
     yield event(f"response.{final.status}", response=dumped(final))
 
 
