@@ -79,6 +79,10 @@ def param_path(loc: Sequence[Any]) -> str | None:
     return path or None
 
 
+# Request checks that raise one of OpenAI's own error codes as their error type; it becomes the answer's `code`.
+OPENAI_CODES = ("unsupported_parameter", "mutually_exclusive_parameters")
+
+
 def validation_error(exc: RequestValidationError) -> APIError:
     errors = exc.errors()
     # A union reports one error per member; the deepest one on the same field that is not "wrong type for this
@@ -92,8 +96,8 @@ def validation_error(exc: RequestValidationError) -> APIError:
     code = "invalid_value"
     if first.get("type") == "missing":
         message = f"Missing required parameter: '{param}'."
-    elif first.get("type") == "unsupported_parameter":
-        code = "unsupported_parameter"
+    elif first.get("type") in OPENAI_CODES:
+        code = str(first["type"])
     elif param:
         message = f"Invalid value for '{param}': {message}"
     return APIError(400, message, param=param, code=code)

@@ -111,7 +111,7 @@ def test_out_of_range_logprobs_are_a_400_naming_the_field(
     ("/v1/chat/completions", "prediction", {"type": "content", "content": "x"}),
     ("/v1/chat/completions", "functions", [{"name": "f"}]),
     ("/v1/completions", "suffix", " the end"),
-    ("/v1/responses", "tools", [{"type": "function", "name": "f", "parameters": {}}]),
+    ("/v1/completions", "tools", [{"type": "function", "function": {"name": "f"}}]),
     ("/v1/responses", "reasoning", {"effort": "high"}),
     ("/v1/responses", "background", True),
 ])

@@ -25,6 +25,8 @@ from server.settings import ServerSettings
 EXTENSIONS = {
     "conversation": {"updated_at", "preview"},
     "message": {"created_at", "response_id", "tokens", "finish_reason"},
+    "function_call": {"created_at", "response_id"},
+    "function_call_output": {"created_at"},
     "response": {"store", "dropped_turns"},
     "model": {"max_model_len", "default_sampling"},
 }
@@ -106,6 +108,21 @@ def test_every_object_matches_the_openai_types(tiny_server: LiveServer) -> None:
                                                                                "response.incomplete")
     for event in events:
         check(event, ResponseStreamEvent)
+
+    tool = {"type": "function", "name": "get_time", "parameters": {
+        "type": "object", "properties": {"zone": {"type": "string"}}, "required": ["zone"]}}
+    call_turn = {"model": "tiny", "max_output_tokens": 12, "temperature": 0, "input": "Time?", "tools": [tool],
+                 "tool_choice": {"type": "function", "name": "get_time"}, "conversation": conversation["id"]}
+    events = sse_data(api.post("/responses", json={**call_turn, "stream": True}))
+    assert "response.function_call_arguments.done" in [event["type"] for event in events]
+    for event in events:
+        check(event, ResponseStreamEvent)
+    call = events[-1]["response"]["output"][0]
+    result = {"type": "function_call_output", "call_id": call["call_id"], "output": "noon"}
+    check(api.post("/responses", json={**call_turn, "input": [result], "tool_choice": "none"}).json(), Response)
+    items = api.get(f"/conversations/{conversation['id']}/items", params={"order": "asc"}).json()
+    assert {"function_call", "function_call_output"} <= {item["type"] for item in items["data"]}
+    check(items, ConversationItemList)
 
     check(api.delete(f"/conversations/{conversation['id']}").json(), ConversationDeletedResource)
 

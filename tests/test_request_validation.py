@@ -67,8 +67,6 @@ def test_missing_field_and_malformed_json(client: TestClient) -> None:
     ("/v1/completions", {"prompt": ""}, "prompt", "must not be empty"),
     ("/v1/responses", {"input": "hi", "n": 2}, None, "'n' is not supported"),
     ("/v1/responses", {"input": "hi", "max_tokens": 5}, None, "max_output_tokens"),
-    ("/v1/responses", {"input": "hi", "conversation": "conv_1", "previous_response_id": "resp_1"}, None,
-     "cannot be used together"),
     ("/v1/responses", {"input": []}, "input", "at least 1"),
     ("/v1/chat/completions", {"messages": USER, "conversation": "conv_1", "n": 2}, None, "'n' must be 1"),
     ("/v1/chat/completions", {"messages": USER, "response_format": {"type": "json_schema"}}, "response_format",
@@ -79,6 +77,15 @@ def test_rules_across_fields(client: TestClient, path: str, body: dict, param: s
     assert words in error["message"]
     if param:
         assert error["param"] == param
+
+
+def test_openais_own_codes_come_back_as_the_code(client: TestClient) -> None:
+    both = {"input": "hi", "conversation": "conv_1", "previous_response_id": "resp_1"}
+    error = error_of(client.post("/v1/responses", json=both), 400)
+    assert error["code"] == "mutually_exclusive_parameters" and "'previous_response_id' or 'conversation'" in \
+        error["message"]
+    error = error_of(client.post("/v1/chat/completions", json={"messages": USER, "audio": {"voice": "x"}}), 400)
+    assert (error["code"], error["param"]) == ("unsupported_parameter", "audio")
 
 
 def test_api_errors_keep_their_status_and_unexpected_ones_hide_the_detail(client: TestClient) -> None:

@@ -89,6 +89,7 @@ def test_tool_requests_that_cannot_be_served_are_a_400(client: openai.OpenAI) ->
         ({"tool_choice": "required"}, "tools"),
         ({"tools": [{"type": "web_search"}]}, "function"),
         ({"input": [{"type": "reasoning", "summary": []}]}, "function_call_output"),
+        ({"input": [{"type": "function_call_output", "call_id": "call_nope", "output": "x"}]}, "No tool call found"),
     ]:
         with pytest.raises(openai.BadRequestError, match=words):
             client.responses.create(**{"model": DEFAULT, "input": "What is the weather in Paris?", "store": False,

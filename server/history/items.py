@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, model_validator
+from pydantic_core import PydanticCustomError
 
 from server.protocol import (
     ChatMessage,
@@ -145,14 +146,17 @@ def chat_items(message: ChatMessage) -> list[Item]:
 
 
 def input_item_type(value: Any) -> str:
-    """An input item's type; a bare `{"role", "content"}` is a message."""
-    return str(value.get("type", "message") if isinstance(value, dict) else getattr(value, "type", "message"))
+    """An input item's tag, from its type; a bare `{"role", "content"}` is a message. (Tags are named the way
+    pydantic names its own tagged unions, so an error's location reads `input[0].role`, without the tag.)"""
+    kind = value.get("type", "message") if isinstance(value, dict) else getattr(value, "type", "message")
+    return f"tagged-union[{kind}]"
 
 
 # What a Responses request may send as input: messages, and the calls and function results of a tool loop.
 InputItem = Annotated[
-    Annotated[InputMessage, Tag("message")] | Annotated[FunctionCallItem, Tag("function_call")]
-    | Annotated[FunctionCallOutputItem, Tag("function_call_output")],
+    Annotated[InputMessage, Tag("tagged-union[message]")]
+    | Annotated[FunctionCallItem, Tag("tagged-union[function_call]")]
+    | Annotated[FunctionCallOutputItem, Tag("tagged-union[function_call_output]")],
     Discriminator(input_item_type, custom_error_type="invalid_item",
                   custom_error_message="input items are messages, function_call or function_call_output items"),
 ]
@@ -269,7 +273,9 @@ class ResponseRequest(SamplingFields):
         if self.n != 1:
             raise ValueError("the Responses API returns one output; 'n' is not supported")
         if self.conversation is not None and self.previous_response_id is not None:
-            raise ValueError("'conversation' and 'previous_response_id' cannot be used together")
+            raise PydanticCustomError(  # OpenAI's words and code
+                "mutually_exclusive_parameters", "Mutually exclusive parameters: Ensure you are only providing one "
+                "of: 'previous_response_id' or 'conversation'.")
         if self.max_tokens is not None:
             raise ValueError("the Responses API limits the answer with 'max_output_tokens', not 'max_tokens'")
         self.max_tokens = self.max_output_tokens

@@ -4,7 +4,7 @@ stored responses."""
 
 import itertools
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -20,10 +20,11 @@ from server.engine.generation import resolve_model, start_generation
 from server.engine.streaming import sse_response, until_disconnect
 from server.engine.tools import tool_calling
 from server.errors import APIError, as_api_error
-from server.failures import Failure
+from server.failures import Failure, Invalid
 from server.history.items import (
     ConversationRef,
     FunctionCallItem,
+    FunctionCallOutputItem,
     Item,
     MessageItem,
     OutputText,
@@ -54,6 +55,7 @@ async def create_response(
     history = await stored_items(store, user, conversation_id, body.previous_response_id) if store else []
     instructions = [Message(role="system", content=body.instructions)] if body.instructions else []
     input_items = body.input_items(lambda text: len(engine.tokenizer.encode(text, add_special_tokens=False)))
+    check_call_outputs(history, input_items)
     try:
         fitted = fit_prompt(
             engine, [*instructions, *template_messages(history)], template_messages(input_items),
@@ -82,6 +84,14 @@ async def create_response(
     _, final = await until_disconnect(request, turn.collect())
     assert final is not None  # a turn started with a response object finishes with one
     return JSONResponse(final.model_dump(mode="json"), headers=headers)
+
+
+def check_call_outputs(history: Sequence[Item], input_items: Sequence[Item]) -> None:
+    """Each function_call_output answers a call made earlier (OpenAI's check, words and param)."""
+    calls = {item.call_id for item in [*history, *input_items] if isinstance(item, FunctionCallItem)}
+    for item in input_items:
+        if isinstance(item, FunctionCallOutputItem) and item.call_id not in calls:
+            raise Invalid(f"No tool call found for function call output with call_id {item.call_id}.", param="input")
 
 
 async def response_events(turn: Turn, response: ResponseObject) -> AsyncIterator[dict[str, str]]:
@@ -149,8 +159,7 @@ async def response_events(turn: Turn, response: ResponseObject) -> AsyncIterator
                         logprobs=[dumped(entry) for entry in logprobs or []])
             yield event("response.content_part.done", **where(item.id), content_index=0, part=dumped(part))
         elif isinstance(item, FunctionCallItem):
-            yield event("response.function_call_arguments.done", **where(item.id), name=item.name,
-                        arguments=item.arguments)
+            yield event("response.function_call_arguments.done", **where(item.id), arguments=item.arguments)
         yield event("response.output_item.done", output_index=opened.index(item.id), item=dumped(item))
     yield event(f"response.{final.status}", response=dumped(final))
 
