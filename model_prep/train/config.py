@@ -31,8 +31,9 @@ class TrainConfig(BaseModel):
     seed: int = 0
     resume_from: Path | None = None
     max_examples: int | None = Field(None, ge=1, description="use only the first N (smoke runs)")
-    # LoRA instead of full fine-tuning when set: adapters of this rank on every linear layer; the embeddings
-    # and output layer are trained in full when a new <EOT> token was added (its rows must be learned).
+    # LoRA instead of full fine-tuning when set: adapters of this rank on every linear layer of the blocks. A new
+    # <EOT> token's rows are initialised once and saved with the base (RUN/base); the adapters learn to use them,
+    # so vLLM serves every epoch's adapter unmerged from that one base.
     lora_rank: int | None = Field(None, ge=1, description="LoRA rank; unset = full fine-tuning (the paper)")
     lora_alpha: float = Field(16.0, gt=0)
     lora_dropout: float = Field(0.05, ge=0, lt=1)

@@ -2,6 +2,7 @@
 
 from typing import Any
 
+import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from model_prep.chat_format import LIMA_CHAT_TEMPLATE, LIMA_EOT, TURN_MARKERS
@@ -39,3 +40,19 @@ def token_id(tokenizer: PreTrainedTokenizerBase, token: str) -> int:
 def embedding_rows(model: Any) -> int:
     """How many token embeddings the model has (torch types the input embeddings as any Module)."""
     return int(model.get_input_embeddings().num_embeddings)
+
+
+def spread_rows(model: Any, token_ids: list[int], seed: int) -> None:
+    """Give these tokens' input and output rows a random direction with the other rows' mean norm. For LoRA, which
+    leaves the rows frozen: a row at the mean (near zero in norm) gets a logit no adapter can raise, while a row
+    like any other token's is one the adapters learn to predict, as they learn the answers' words."""
+    generator = torch.Generator().manual_seed(seed)
+    layers = [model.get_input_embeddings(), model.get_output_embeddings()]
+    tables = {id(layer.weight): layer.weight for layer in layers if layer is not None}  # tied: one table
+    with torch.no_grad():
+        for table in tables.values():
+            others = torch.ones(table.shape[0], dtype=torch.bool)
+            others[token_ids] = False
+            norm = table[others].norm(dim=1).mean()
+            rows = torch.randn(len(token_ids), table.shape[1], generator=generator)
+            table[token_ids] = (rows / rows.norm(dim=1, keepdim=True) * norm).to(table.dtype)

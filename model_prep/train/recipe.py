@@ -22,15 +22,16 @@ from accelerate import Accelerator
 from accelerate.tracking import get_available_trackers
 from accelerate.utils import ProjectConfiguration
 from tqdm.auto import tqdm
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
-from model_prep.chat_format import IGNORE, Example, encode_example
+from model_prep.chat_format import IGNORE, LIMA_EOT, Example, encode_example
+from model_prep.checkpoints.atomic import write_atomically
 from model_prep.checkpoints.decoding import generation_config
 from model_prep.train.batching import micro_batches, summed_loss
 from model_prep.train.config import TrainConfig
 from model_prep.train.data import load_conversations
 from model_prep.train.dev_set import DevSet, evaluate
-from model_prep.train.end_of_turn import embedding_rows, install_end_of_turn
+from model_prep.train.end_of_turn import install_end_of_turn, spread_rows
 from model_prep.train.residual_dropout import add_residual_dropout
 
 log = logging.getLogger(__name__)
@@ -76,17 +77,46 @@ def encode_all(config: TrainConfig, tokenizer: PreTrainedTokenizerBase) -> list[
     return kept
 
 
-def with_lora(model: torch.nn.Module, config: TrainConfig, new_rows: bool) -> torch.nn.Module:
+LORA_BASE = "base"  # RUN/base: the base model with <EOT> added, which every epoch's adapter applies to
+
+
+def with_lora(model: torch.nn.Module, config: TrainConfig, base: str) -> torch.nn.Module:
+    """LoRA adapters on every linear layer of the blocks, and nothing else, so that vLLM serves them unmerged
+    (its loader takes no embedding or output rows). `base` is the model they apply to, named in adapter_config."""
     from peft import LoraConfig, PeftModel, get_peft_model
 
     if config.resume_from:
         return PeftModel.from_pretrained(model, config.resume_from, is_trainable=True)
-    return get_peft_model(model, LoraConfig(
+    adapted = get_peft_model(model, LoraConfig(
         # peft types alpha as an int; a float works, and is what the config holds
         r=cast(int, config.lora_rank), lora_alpha=cast(Any, config.lora_alpha), lora_dropout=config.lora_dropout,
         target_modules="all-linear", task_type="CAUSAL_LM",
-        modules_to_save=["embed_tokens", "lm_head"] if new_rows else None,
     ))
+    adapted.peft_config["default"].base_model_name_or_path = base
+    return adapted
+
+
+def lora_base(config: TrainConfig) -> Path:
+    """Where a LoRA run keeps the base model its adapters apply to (a resumed run: the run it resumes)."""
+    return (config.resume_from.parent if config.resume_from else config.output_dir) / LORA_BASE
+
+
+def save_lora_base(directory: Path, model: Any, tokenizer: PreTrainedTokenizerBase, eot_id: int,
+                   dtype: torch.dtype) -> None:
+    """The base model with <EOT> added (its rows initialised, then frozen: the adapters learn to use them) and
+    LIMA's template and decoding, in the dtype of the checkpoint it came from (training holds it in float32):
+    `lima serve --model RUN/base --enable-lora --lora-modules ...` serves every epoch from it."""
+    def write(staging: Path) -> None:
+        trained_in, model.config.dtype = model.config.dtype, dtype
+        try:
+            weights = {name: tensor.to(dtype) for name, tensor in model.state_dict().items()}
+            model.save_pretrained(staging, state_dict=weights, safe_serialization=True)
+        finally:
+            model.config.dtype = trained_in
+        generation_config(stop_ids(tokenizer, eot_id), tokenizer.bos_token_id).save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+
+    write_atomically(directory, write)
 
 
 def stop_ids(tokenizer: PreTrainedTokenizerBase, eot_id: int) -> list[int]:
@@ -117,18 +147,30 @@ def train(config: TrainConfig) -> Path:
     )
     torch.manual_seed(config.seed)
     tokenizer = AutoTokenizer.from_pretrained(config.resume_from or config.model)
-    # A LoRA checkpoint holds only the adapter: the weights come from the base model again.
-    weights = config.model if config.lora_rank or not config.resume_from else config.resume_from
+    # A LoRA checkpoint holds only the adapter: the weights come from its base model (RUN/base, when resuming).
+    if config.lora_rank:
+        weights = lora_base(config) if config.resume_from and lora_base(config).exists() else config.model
+    else:
+        weights = config.resume_from or config.model
+    checkpoint_dtype = AutoConfig.from_pretrained(weights).dtype or torch.float32
     model: Any = AutoModelForCausalLM.from_pretrained(weights, dtype=torch.float32)
-    rows_before = embedding_rows(model)
+    new_token = not config.reuse_end_of_turn and LIMA_EOT not in tokenizer.get_vocab()
     eot_id = install_end_of_turn(tokenizer, model, config.reuse_end_of_turn)  # a no-op on a resumed checkpoint
+    if config.lora_rank and new_token:
+        spread_rows(model, [eot_id], config.seed)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.convert_ids_to_tokens(eot_id)
+    if config.lora_rank:
+        base = str(weights)
+        if not config.reuse_end_of_turn and not config.resume_from:  # <EOT> and LIMA's template: a base that has them
+            base = str(lora_base(config).resolve())
+            if accelerator.is_main_process:
+                save_lora_base(lora_base(config), model, tokenizer, eot_id, checkpoint_dtype)
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     add_residual_dropout(model, config.residual_dropout)  # on the attention/MLP blocks, which LoRA leaves in place
     if config.lora_rank:
-        model = with_lora(model, config, new_rows=embedding_rows(model) > rows_before)
+        model = with_lora(model, config, base)
     examples = encode_all(config, tokenizer)
     dev = DevSet.load(config.dev_data, tokenizer, config.max_tokens) if config.dev_data else None
 
