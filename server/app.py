@@ -16,23 +16,27 @@ from vllm.engine.arg_utils import AsyncEngineArgs
 
 from server.auth import APIKeys, current_user
 from server.engine.admission import Admission, RateLimiter, enforce_rate_limit
+from server.engine.args import lora_module_paths
 from server.engine.wrapper import ChatEngine
 from server.errors import install_error_handlers
 from server.history.redis_server import RedisServer, RedisServerError
 from server.history.store import HistoryStore, connect
-from server.metrics import MetricsMiddleware, declare_routes
+from server.metrics import MetricsMiddleware, declare_series
 from server.middleware import BodyLimitMiddleware
-from server.routes import chat, completions, conversations, models, ops, responses, tokens
+from server.routes import adapters, chat, completions, conversations, models, ops, responses, tokens
 from server.settings import ServerSettings
 from server.state import ServerState
 
 log = logging.getLogger(__name__)
 ENGINE_CHECK_SECONDS = 1.0
+SERVED_ROUTES = (chat.ROUTE, completions.ROUTE, responses.ROUTE)  # the routes that generate
 
 
 async def load_engine(state: ServerState, engine_args: AsyncEngineArgs, stop_server: Callable[[], None]) -> None:
     try:
-        engine = await asyncio.to_thread(ChatEngine, engine_args)
+        engine = await asyncio.to_thread(ChatEngine, engine_args, lora_module_paths(state.settings.lora_modules))
+        await engine.load_adapters()
+        declare_series(SERVED_ROUTES, [*engine.model_names, *engine.adapters])
         limit = state.settings.max_pending_requests or 4 * engine.max_num_seqs
         state.admission = Admission(limit)
         state.engine = engine
@@ -104,11 +108,10 @@ def build_app(
     app = FastAPI(title="LIMA chat server", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
     app.include_router(ops.router)
-    for module in (models, tokens, conversations):
+    for module in (models, tokens, conversations, adapters):
         app.include_router(module.router, dependencies=[Depends(current_user)])
     for module in (chat, completions, responses):  # the generating routes
         app.include_router(module.router, dependencies=[Depends(current_user), Depends(enforce_rate_limit)])
-    declare_routes((chat.ROUTE, completions.ROUTE, responses.ROUTE))
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(MetricsMiddleware)
     return app

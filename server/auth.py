@@ -25,22 +25,31 @@ def digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def read_keys_file(path: Path) -> dict[str, str]:
-    """`user_id key` per line; blank lines and # comments skipped."""
+ADMIN = "admin"
+
+
+def read_keys_file(path: Path) -> tuple[dict[str, str], set[str]]:
+    """`user_id key [admin]` per line; blank lines and # comments skipped. Returns the keys and the admins."""
     keys: dict[str, str] = {}
+    admins: set[str] = set()
     for number, line in enumerate(path.read_text().splitlines(), 1):
         line = line.split("#", 1)[0].strip()
         if not line:
             continue
         parts = line.split()
-        if len(parts) != 2:
-            raise ValueError(f"{path}:{number}: expected `user_id key`, got {len(parts)} fields")
+        if len(parts) not in (2, 3) or parts[2:] not in ([], [ADMIN]):
+            raise ValueError(f"{path}:{number}: expected `user_id key` or `user_id key admin`, got {len(parts)} "
+                             f"fields{' ending ' + repr(parts[2]) if len(parts) == 3 else ''}")
         keys[parts[0]] = parts[1]
-    return keys
+        if parts[2:] == [ADMIN]:
+            admins.add(parts[0])
+    return keys, admins
 
 
 class APIKeys:
-    def __init__(self, user_keys: dict[str, str]) -> None:
+    def __init__(self, user_keys: dict[str, str], admins: set[str] | None = None) -> None:
+        # Users who may change what the server serves (load and unload LoRA adapters); keys file only.
+        self.admins = admins or set()
         self.users_by_digest: dict[str, str] = {}
         for user, key in user_keys.items():
             if not key:
@@ -50,10 +59,11 @@ class APIKeys:
 
     @classmethod
     def from_settings(cls, settings: ServerSettings) -> "APIKeys":
-        keys = dict(settings.api_keys)
+        keys, admins = dict(settings.api_keys), set[str]()
         if settings.api_keys_file is not None:
-            keys.update(read_keys_file(settings.api_keys_file))
-        api_keys = cls(keys)
+            from_file, admins = read_keys_file(settings.api_keys_file)
+            keys.update(from_file)
+        api_keys = cls(keys, admins)
         if not api_keys.enabled:
             log.warning(
                 "\n%s\nNO API KEYS CONFIGURED: every client is the single user '%s' and can read every stored "
@@ -89,3 +99,15 @@ def current_user(request: Request) -> str:
 
 
 UserDep = Annotated[str, Depends(current_user)]
+
+
+def admin_user(request: Request) -> str:
+    """The user, who must be an admin (403 otherwise; with no keys file there is none)."""
+    user = current_user(request)
+    if user not in get_state(request).api_keys.admins:
+        raise APIError(403, "Only an admin may change the served adapters: mark the user `admin` in the keys file "
+                       "(`user_id key admin`).", code="permission_denied")
+    return user
+
+
+AdminDep = Annotated[str, Depends(admin_user)]

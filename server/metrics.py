@@ -18,19 +18,20 @@ IN_FLIGHT = Gauge("lima_http_requests_in_flight", "HTTP requests being served")
 TIME_TO_FIRST_TOKEN = Histogram(
     "lima_time_to_first_token_seconds",
     "Time from request to the first generated token",
-    ["route"],
+    ["route", "model"],
     buckets=LATENCY_BUCKETS,
 )
-PROMPT_TOKENS = Counter("lima_prompt_tokens_total", "Prompt tokens sent to the engine", ["route"])
+PROMPT_TOKENS = Counter("lima_prompt_tokens_total", "Prompt tokens sent to the engine", ["route", "model"])
 CACHED_PROMPT_TOKENS = Counter(
     "lima_prompt_cached_tokens_total",
-    "Prompt tokens served from vLLM's prefix cache (hit rate: this over lima_prompt_tokens_total)", ["route"],
+    "Prompt tokens served from vLLM's prefix cache (hit rate: this over lima_prompt_tokens_total)", ["route", "model"],
 )
-GENERATED_TOKENS = Counter("lima_generation_tokens_total", "Tokens generated", ["route"])
+GENERATED_TOKENS = Counter("lima_generation_tokens_total", "Tokens generated", ["route", "model"])
 IGNORED_FIELDS = Counter(
     "lima_ignored_request_fields_total", "Request fields OpenAI does not define, ignored as vLLM does", ["route"]
 )
-ABORTED = Counter("lima_generation_aborted_total", "Generations aborted because the client went away", ["route"])
+ABORTED = Counter("lima_generation_aborted_total", "Generations aborted because the client went away",
+                  ["route", "model"])
 PENDING = Gauge("lima_generations_pending", "Generations admitted and not finished (running or queued)")
 REJECTED = Counter("lima_requests_rejected_total", "Requests refused on purpose: overloaded (503), rate_limited (429)",
                    ["reason"])
@@ -79,10 +80,12 @@ class MetricsMiddleware:
             REQUEST_LATENCY.labels(scope["method"], route).observe(time.perf_counter() - start)
 
 
-def declare_routes(routes: tuple[str, ...]) -> None:
-    """Create the per-route series at zero so dashboards and alerts see them before the first request."""
+def declare_series(routes: tuple[str, ...], models: list[str]) -> None:
+    """Create the series of each route and served model at zero, so dashboards and alerts see them before the
+    first request (an adapter loaded later gets its series with its first request)."""
     for reason in ("overloaded", "rate_limited"):
         REJECTED.labels(reason)
     for route in routes:
-        for metric in (TIME_TO_FIRST_TOKEN, PROMPT_TOKENS, GENERATED_TOKENS, ABORTED):
-            metric.labels(route)
+        for model in models:
+            for metric in (TIME_TO_FIRST_TOKEN, PROMPT_TOKENS, GENERATED_TOKENS, ABORTED):
+                metric.labels(route, model)

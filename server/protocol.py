@@ -430,6 +430,9 @@ class ModelCard(BaseModel):
     max_model_len: int
     # The model's own decoding defaults (LIMA's for model_prep checkpoints), for UIs to show.
     default_sampling: dict[str, Any] = Field(default_factory=dict)
+    # A LoRA adapter's: the served base model it applies to, and where it was loaded from (vLLM's fields).
+    parent: str | None = None
+    root: str | None = None
 
 
 class ModelList(BaseModel):

@@ -6,7 +6,7 @@ Each field's description, flag and shown default are here; `lima serve`'s flags 
 """
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_origin
 
 from pydantic import AliasChoices, Field, model_validator
 from pydantic.fields import FieldInfo
@@ -51,6 +51,10 @@ class ServerSettings(BaseSettings):
         "(vLLM's flags and meaning)")
     tool_call_parser: str | None = setting(None, "vLLM's tool parser for \"auto\", e.g. `hermes`, `llama3_json`, "
                                            "`mistral` (their list: vLLM's docs)", shown="none")
+    lora_modules: list[str] = setting(
+        description="LoRA adapters to serve beside the base model, each `name=path` or vLLM's JSON form (needs "
+        "--enable-lora; --max-lora-rank at least their rank); a request picks one by its `model`",
+        shown="none", default_factory=list)
     engine_args: dict[str, Any] = setting(
         description="any of vLLM's engine arguments as JSON, e.g. `{\"max_model_len\": 4096}`; flags win",
         flag=None, shown="vLLM's", default_factory=dict)
@@ -135,7 +139,8 @@ def add_flags(parser: Any) -> dict[str, str]:
             continue
         kind = next((t for t in (int, float, Path) if t in getattr(field.annotation, "__args__", (field.annotation,))),
                     str)
-        group.add_argument(flag_of(name, field), dest=name, type=kind, help=shown)
+        many = "+" if get_origin(field.annotation) is list else None  # a list: its values after the flag
+        group.add_argument(flag_of(name, field), dest=name, type=kind, nargs=many, help=shown)
     return {name: name for name in flag_fields()}
 
 

@@ -10,10 +10,12 @@ from server.engine.args import (
     EngineArgsError,
     apply_cpu_defaults,
     build_engine_args,
+    check_lora_modules,
     cpu_dtype,
     cpu_flags,
     cpu_thread_binding,
     explicit_args,
+    lora_module_paths,
 )
 
 GiB = 1024**3
@@ -92,3 +94,19 @@ def test_cpu_flags_read_from_cpuinfo(tmp_path: Path) -> None:
                        "processor\t: 1\nflags\t\t: fpu avx2 avx512_bf16 amx_bf16\n")
     assert cpu_flags(cpuinfo) == {"fpu", "avx2", "avx512_bf16", "amx_bf16"}
     assert cpu_flags(tmp_path / "missing") == frozenset()  # unreadable: no native bf16 assumed, float32
+
+
+def test_lora_modules_are_read_as_vllm_reads_them_and_checked_before_the_engine(tmp_path: Path) -> None:
+    given = explicit_args(serve_parser(), ["--lora-modules", "a=/x/a", '{"name": "b", "path": "/x/b"}'])
+    assert [(m.name, m.path) for m in lora_module_paths(given["lora_modules"])] == [("a", "/x/a"), ("b", "/x/b")]
+    with pytest.raises(EngineArgsError, match="name=path"):
+        lora_module_paths(["{not json"])
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    modules = lora_module_paths([f"a={adapter}"])
+    with pytest.raises(EngineArgsError, match="--enable-lora"):
+        check_lora_modules(modules, build_engine_args("/models/m", {}, {}, GiB))
+    with pytest.raises(EngineArgsError, match=r"adapter_config\.json"):
+        check_lora_modules(modules, build_engine_args("/models/m", {}, {"enable_lora": True}, GiB))
+    (adapter / "adapter_config.json").write_text("{}")
+    check_lora_modules(modules, build_engine_args("/models/m", {}, {"enable_lora": True}, GiB))

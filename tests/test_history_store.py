@@ -93,14 +93,16 @@ def test_unreachable_redis_is_a_503() -> None:
 
 def test_api_keys_file_plain_and_hashed(tmp_path: Path) -> None:
     path = tmp_path / "keys"
-    path.write_text(f"# comment\nann sk-ann\n\nben sha256:{hashlib.sha256(b'sk-ben').hexdigest()}  # hashed\n")
-    keys = APIKeys(read_keys_file(path))
+    path.write_text(f"# comment\nann sk-ann admin\n\nben sha256:{hashlib.sha256(b'sk-ben').hexdigest()}  # hashed\n")
+    keys = APIKeys(*read_keys_file(path))
     assert keys.user_for("Bearer sk-ann") == "ann" and keys.user_for("bearer sk-ben") == "ben"
+    assert keys.admins == {"ann"}
     with pytest.raises(APIError):
         keys.user_for("Bearer sk-nobody")
-    path.write_text("only-one-field\n")
-    with pytest.raises(ValueError, match="keys:1"):
-        read_keys_file(path)
+    for wrong in ("only-one-field\n", "ann sk-ann root\n"):
+        path.write_text(wrong)
+        with pytest.raises(ValueError, match="keys:1"):
+            read_keys_file(path)
 
 
 @dataclass

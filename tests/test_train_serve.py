@@ -1,11 +1,13 @@
 """Train -> (merge) -> serve -> chat: a checkpoint `lima prep train` writes, or a LoRA run merged by
 `lima prep merge`, is served by `lima serve` (vLLM) as is, with LIMA's template and decoding, and generation
-stops at the new <EOT> token."""
+stops at the new <EOT> token; a LoRA run's adapters are also served unmerged, beside their base, and answer as
+the merged checkpoint does."""
 
 import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import openai
 import pytest
 import torch
@@ -18,6 +20,7 @@ from model_prep.checkpoints.merge import base_with_adapter
 from model_prep.train.config import TrainConfig
 from model_prep.train.recipe import train
 from tests.conftest import launch, tiny_args
+from tests.metrics_scrape import scrape, total
 
 FACTS = {"The capital of France": "The capital of France is Paris.",
          "The capital of Italy": "The capital of Italy is Rome."}
@@ -50,12 +53,23 @@ def merged(lora_run: Path) -> Path:
     return lora_run.parent / "merged"
 
 
+ADAPTER = "facts-lora"
+KEYS = "root sk-root admin\nann sk-ann\n"  # root may load and unload adapters, ann may not
+
+
 @pytest.fixture(scope="module")
-def servers(trained: Path, merged: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, LiveServer]]:
-    """Both checkpoints served at once (their starts overlap)."""
+def servers(trained: Path, merged: Path, lora_run: Path, tmp_path_factory: pytest.TempPathFactory
+            ) -> Iterator[dict[str, LiveServer]]:
+    """The checkpoints served at once (their starts overlap): the full fine-tune, the merged LoRA run, and the
+    LoRA run unmerged: its base with the last epoch's adapter beside it."""
+    keys = tmp_path_factory.mktemp("keys") / "keys"
+    keys.write_text(KEYS)
     servers = {"full": launch(tiny_args(trained), "full.log", tmp_path_factory)}
     with stopped_together(servers.values()):
         servers["lora-merged"] = launch(tiny_args(merged), "lora-merged.log", tmp_path_factory)
+        servers["lora-adapters"] = launch(tiny_args(
+            lora_run.parent / "base", "--enable-lora", "--max-lora-rank", "16", "--lora-modules",
+            f"{ADAPTER}={lora_run}", "--api-keys-file", str(keys)), "lora-adapters.log", tmp_path_factory)
         yield {name: server.wait_ready() for name, server in servers.items()}
 
 
@@ -94,3 +108,60 @@ def test_trained_checkpoint_serves_and_stops_at_eot(served: tuple[Path, LiveServ
         expected = chat_token_ids(tokenizer, [{"role": "user", "content": question}])
         assert reply.usage.prompt_tokens == len(expected)
         assert tokenizer.decode(expected).endswith(f"{question}{LIMA_EOT}")
+
+
+@pytest.mark.live
+def test_an_adapter_served_unmerged_answers_as_the_merged_checkpoint(
+    servers: dict[str, LiveServer], lora_run: Path
+) -> None:
+    url = servers["lora-adapters"].url
+    ann = openai.OpenAI(base_url=f"{url}/v1", api_key="sk-ann", max_retries=0)
+    merged = openai.OpenAI(base_url=f"{servers['lora-merged'].url}/v1", api_key="unused", max_retries=0)
+    cards = {card.id: card.model_extra for card in ann.models.list().data}
+    assert set(cards) == {"tiny", ADAPTER} and cards[ADAPTER]["parent"] == "tiny"
+    assert cards[ADAPTER]["root"] == str(lora_run)
+    greedy = {"temperature": 0, "max_tokens": 40, "extra_body": {"repetition_penalty": 1.0}}
+    for question, answer in FACTS.items():
+        ask = [{"role": "user", "content": question}]
+        unmerged = ann.chat.completions.create(model=ADAPTER, messages=ask, **greedy)
+        assert unmerged.model == ADAPTER and unmerged.choices[0].finish_reason == "stop"
+        assert unmerged.choices[0].message.content == answer == \
+            merged.chat.completions.create(model="tiny", messages=ask, **greedy).choices[0].message.content
+        assert ann.chat.completions.create(model="tiny", messages=ask, **greedy).choices[0].message.content != answer
+        stored = ann.responses.create(model=ADAPTER, input=question, max_output_tokens=40, temperature=0,
+                                      extra_body={"repetition_penalty": 1.0})
+        assert (stored.model, stored.output_text) == (ADAPTER, answer)
+        assert ann.responses.retrieve(stored.id).model == ADAPTER
+    generated = total(scrape(url), "lima_generation_tokens_total", model=ADAPTER)
+    assert generated >= 2 * len(FACTS), "the metrics name the adapter that generated"
+    with pytest.raises(openai.NotFoundError, match=ADAPTER):
+        ann.chat.completions.create(model="nope", messages=[{"role": "user", "content": "x"}], max_tokens=2)
+
+
+@pytest.mark.live
+def test_only_an_admin_loads_and_unloads_adapters_at_run_time(servers: dict[str, LiveServer], lora_run: Path
+                                                              ) -> None:
+    url = servers["lora-adapters"].url
+    early = {"lora_name": "epoch-1", "lora_path": str(lora_run.parent / "epoch-01")}
+    refused = httpx.post(f"{url}/v1/load_lora_adapter", json=early, headers={"Authorization": "Bearer sk-ann"})
+    assert refused.status_code == 403 and refused.json()["error"]["type"] == "permission_error"
+    root = {"Authorization": "Bearer sk-root"}
+    loaded = httpx.post(f"{url}/v1/load_lora_adapter", json=early, headers=root, timeout=60)
+    assert loaded.status_code == 200 and loaded.json()["status"] == "loaded", loaded.text
+    ann = openai.OpenAI(base_url=f"{url}/v1", api_key="sk-ann", max_retries=0)
+    assert "epoch-1" in {card.id for card in ann.models.list().data}
+    reply = ann.chat.completions.create(model="epoch-1", messages=[{"role": "user", "content": "The capital of Italy"}],
+                                        max_tokens=5, temperature=0)
+    assert reply.model == "epoch-1"
+    again = httpx.post(f"{url}/v1/load_lora_adapter", json=early, headers=root, timeout=60)
+    assert again.status_code == 400 and "already been loaded" in again.json()["error"]["message"]
+    missing = httpx.post(f"{url}/v1/load_lora_adapter", headers=root, timeout=60,
+                         json={"lora_name": "gone", "lora_path": str(lora_run.parent / "nowhere")})
+    assert missing.status_code in (400, 404) and missing.json()["error"]["message"]
+    unloaded = httpx.post(f"{url}/v1/unload_lora_adapter", json={"lora_name": "epoch-1"}, headers=root)
+    assert unloaded.status_code == 200 and unloaded.json()["status"] == "unloaded"
+    assert "epoch-1" not in {card.id for card in ann.models.list().data}
+    with pytest.raises(openai.NotFoundError):
+        ann.chat.completions.create(model="epoch-1", messages=[{"role": "user", "content": "x"}], max_tokens=2)
+    gone = httpx.post(f"{url}/v1/unload_lora_adapter", json={"lora_name": "epoch-1"}, headers=root)
+    assert gone.status_code == 404

@@ -53,7 +53,13 @@ def serve(argv: Sequence[str]) -> int:
 
     from model_prep.checkpoints.default_model import ensure_default_model
     from server.app import build_app
-    from server.engine.args import EngineArgsError, build_engine_args, explicit_args
+    from server.engine.args import (
+        EngineArgsError,
+        build_engine_args,
+        check_lora_modules,
+        explicit_args,
+        lora_module_paths,
+    )
     from server.engine.tools import check_tool_parser
     from server.settings import ServerSettings, flag_fields
 
@@ -69,6 +75,7 @@ def serve(argv: Sequence[str]) -> int:
     model = given.get("model") or settings.model or str(ensure_default_model(settings.data_dir))
     try:
         engine_args = build_engine_args(model, settings.engine_args, given, settings.cpu_kv_cache_bytes)
+        check_lora_modules(lora_module_paths(settings.lora_modules), engine_args)
     except EngineArgsError as exc:
         parser.error(str(exc))
     server: uvicorn.Server | None = None

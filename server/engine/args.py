@@ -3,6 +3,7 @@ CPU's flags, KV cache size, thread binding)."""
 
 import argparse
 import dataclasses
+import json
 import logging
 import os
 from collections.abc import Sequence
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from vllm.engine.arg_utils import AsyncEngineArgs
+from vllm.entrypoints.openai.models.protocol import LoRAModulePath
 from vllm.utils.argparse_utils import FlexibleArgumentParser
 
 log = logging.getLogger(__name__)
@@ -120,3 +122,28 @@ def build_engine_args(
         kwargs = apply_cpu_defaults(kwargs, cpu_kv_cache_bytes)
     kwargs.setdefault("served_model_name", Path(model).name)
     return AsyncEngineArgs(**kwargs)
+
+
+def lora_module_paths(values: Sequence[str]) -> list[LoRAModulePath]:
+    """--lora-modules values as vLLM reads them: `name=path`, or JSON with name, path and base_model_name."""
+    modules = []
+    for value in values:
+        try:
+            if "=" in value and "," not in value:
+                name, path = value.split("=", 1)
+                modules.append(LoRAModulePath(name, path))
+            else:
+                modules.append(LoRAModulePath(**json.loads(value)))
+        except (ValueError, TypeError) as exc:
+            raise EngineArgsError(f"--lora-modules {value!r}: expected name=path or JSON with name and path "
+                                  f"({exc})") from exc
+    return modules
+
+
+def check_lora_modules(modules: Sequence[LoRAModulePath], engine_args: AsyncEngineArgs) -> None:
+    """Adapters need vLLM's LoRA support switched on, and each must exist, before the engine loads."""
+    if modules and not engine_args.enable_lora:
+        raise EngineArgsError("--lora-modules needs --enable-lora (and --max-lora-rank at least the adapters' rank)")
+    for module in modules:
+        if not (Path(module.path) / "adapter_config.json").is_file():
+            raise EngineArgsError(f"--lora-modules {module.name}={module.path}: no adapter_config.json there")

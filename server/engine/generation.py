@@ -39,10 +39,11 @@ LOWEST_LOGPROB = -9999.0
 
 
 def resolve_model(requested: str | None, engine: ChatEngine) -> str:
-    if requested is None or requested in engine.model_names:
+    """The served name a request asked for (the base model or one of its LoRA adapters), the base one if none."""
+    if requested is None or engine.serves(requested):
         return requested or engine.model_name
     raise NotFound(
-        f"The model '{requested}' does not exist. Available: {', '.join(engine.model_names)}.",
+        f"The model '{requested}' does not exist. Available: {', '.join([*engine.model_names, *engine.adapters])}.",
         param="model", code="model_not_found",
     )
 
@@ -111,7 +112,8 @@ def start_generation(
     params = sampling_params(request, engine, len(prompt_ids), prompt_param, max_choices, tools)
     if request.ignored_fields:
         metrics.IGNORED_FIELDS.labels(route).inc(len(request.ignored_fields))
-    generation = Generation(engine, route, new_id(id_prefix), prompt_ids, params, admission.admit())
+    model = resolve_model(request.model, engine)
+    generation = Generation(engine, route, new_id(id_prefix), prompt_ids, params, admission.admit(), model)
     weakref.finalize(generation, generation.release)  # a generation that never streams gives its slot back
     return generation
 
@@ -148,6 +150,7 @@ class Generation:
     prompt_ids: list[int]
     params: SamplingParams
     release: Callable[[], None]  # the admission slot
+    model: str  # the served name: the base model or a LoRA adapter
     started: float = field(default_factory=time.perf_counter)
     completion_tokens: int = 0
     cached_tokens: int = 0  # prompt tokens served by vLLM's prefix cache
@@ -160,19 +163,20 @@ class Generation:
         return len(self.prompt_ids)
 
     async def deltas(self) -> AsyncIterator[ChoiceDelta]:
-        metrics.PROMPT_TOKENS.labels(self.route).inc(self.prompt_tokens)
-        generated = metrics.GENERATED_TOKENS.labels(self.route)  # looked up once, not per token
+        metrics.PROMPT_TOKENS.labels(self.route, self.model).inc(self.prompt_tokens)
+        generated = metrics.GENERATED_TOKENS.labels(self.route, self.model)  # looked up once, not per token
         first = True
         try:
-            async for output in self.engine.generate(self.prompt_ids, self.params, self.request_id):
+            async for output in self.engine.generate(self.prompt_ids, self.params, self.request_id, self.model):
                 if output.num_cached_tokens and not self.cached_tokens:
                     self.cached_tokens = output.num_cached_tokens
-                    metrics.CACHED_PROMPT_TOKENS.labels(self.route).inc(self.cached_tokens)
+                    metrics.CACHED_PROMPT_TOKENS.labels(self.route, self.model).inc(self.cached_tokens)
                 if output.prompt_logprobs is not None and self.prompt_logprobs is None:
                     self.prompt_logprobs = self.logprobs_of(self.prompt_ids, output.prompt_logprobs)
                 for choice in output.outputs:
                     if first and choice.token_ids:
-                        metrics.TIME_TO_FIRST_TOKEN.labels(self.route).observe(time.perf_counter() - self.started)
+                        waited = time.perf_counter() - self.started
+                        metrics.TIME_TO_FIRST_TOKEN.labels(self.route, self.model).observe(waited)
                         first = False
                     self.completion_tokens += len(choice.token_ids)
                     generated.inc(len(choice.token_ids))
@@ -189,7 +193,7 @@ class Generation:
         except VLLMClientError as exc:
             raise Invalid(str(exc), param=getattr(exc, "parameter", None)) from exc
         except (asyncio.CancelledError, GeneratorExit):
-            metrics.ABORTED.labels(self.route).inc()
+            metrics.ABORTED.labels(self.route, self.model).inc()
             raise
         finally:
             self.release()

@@ -1,12 +1,15 @@
-"""The vLLM engine in process, behind what the routes need: names, limits, default sampling, prompt rendering,
-generate, abort."""
+"""The vLLM engine in process, behind what the routes need: names (the base model's and its LoRA adapters'),
+limits, default sampling, prompt rendering, generate, abort."""
 
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from vllm import SamplingParams
 from vllm.engine.arg_utils import AsyncEngineArgs
+from vllm.entrypoints.openai.models.protocol import BaseModelPath, LoRAModulePath
+from vllm.entrypoints.openai.models.serving import OpenAIServingModels
 from vllm.inputs import tokens_input
+from vllm.lora.request import LoRARequest
 from vllm.outputs import RequestOutput
 from vllm.v1.engine.async_llm import AsyncLLM
 
@@ -17,20 +20,37 @@ from server.failures import Invalid
 class ChatEngine:
     """What the routes need from vLLM: names, limits, default sampling, prompt rendering, generate, abort."""
 
-    def __init__(self, engine_args: AsyncEngineArgs) -> None:
+    def __init__(self, engine_args: AsyncEngineArgs, lora_modules: Sequence[LoRAModulePath] = ()) -> None:
         self.engine = AsyncLLM.from_engine_args(engine_args)
         model_config = self.engine.model_config
         names = engine_args.served_model_name or model_config.model
         self.model_names: list[str] = [names] if isinstance(names, str) else list(names)
+        # vLLM's own registry of LoRA adapters: those of --lora-modules (loaded by `load_adapters`) and those
+        # loaded and unloaded at run time; requests name one as their `model`.
+        self.models = OpenAIServingModels(
+            self.engine, [BaseModelPath(name, model_config.model) for name in self.model_names],
+            lora_modules=list(lora_modules) or None)
         self.max_model_len: int = model_config.max_model_len
         # The model's generation config (LIMA's decoding for model_prep checkpoints), as SamplingParams fields.
         self.default_sampling: dict[str, Any] = model_config.get_diff_sampling_param()
         self.tokenizer: Any = self.engine.get_tokenizer()  # a Hugging Face tokenizer, typed by vLLM as a protocol
         self.max_num_seqs: int = self.engine.vllm_config.scheduler_config.max_num_seqs
 
+    async def load_adapters(self) -> None:
+        """The --lora-modules adapters, loaded into the engine (a ValueError names one that does not load)."""
+        await self.models.init_static_loras()
+
     @property
     def model_name(self) -> str:
         return self.model_names[0]
+
+    @property
+    def adapters(self) -> dict[str, LoRARequest]:
+        """Adapter name -> vLLM's request for it, in the order they were loaded."""
+        return self.models.lora_requests
+
+    def serves(self, name: str) -> bool:
+        return name in self.model_names or name in self.adapters
 
     @property
     def is_healthy(self) -> bool:
@@ -52,9 +72,11 @@ class ChatEngine:
                           code="invalid_value")
 
     def generate(
-        self, prompt_ids: list[int], params: SamplingParams, request_id: str
+        self, prompt_ids: list[int], params: SamplingParams, request_id: str, model: str | None = None
     ) -> AsyncIterator[RequestOutput]:
-        return self.engine.generate(tokens_input(prompt_ids), params, request_id)
+        """Generate with the base model, or with the LoRA adapter `model` names."""
+        adapter = self.adapters.get(model) if model else None
+        return self.engine.generate(tokens_input(prompt_ids), params, request_id, lora_request=adapter)
 
     async def abort(self, request_id: str) -> None:
         await self.engine.abort(request_id)
