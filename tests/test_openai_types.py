@@ -28,7 +28,7 @@ EXTENSIONS = {
     "function_call": {"created_at", "response_id"},
     "function_call_output": {"created_at"},
     "response": {"store", "dropped_turns"},
-    "model": {"max_model_len", "default_sampling"},
+    "model": {"max_model_len", "default_sampling", "parent", "root"},
 }
 
 

@@ -53,7 +53,8 @@ def merged(lora_run: Path) -> Path:
     return lora_run.parent / "merged"
 
 
-ADAPTER = "facts-lora"
+ADAPTER = "facts-lora"  # the last epoch's
+EARLIER_EPOCHS = ("10", "20")  # served too, for `lima prep select --server`
 KEYS = "root sk-root admin\nann sk-ann\n"  # root may load and unload adapters, ann may not
 
 
@@ -68,8 +69,9 @@ def servers(trained: Path, merged: Path, lora_run: Path, tmp_path_factory: pytes
     with stopped_together(servers.values()):
         servers["lora-merged"] = launch(tiny_args(merged), "lora-merged.log", tmp_path_factory)
         servers["lora-adapters"] = launch(tiny_args(
-            lora_run.parent / "base", "--enable-lora", "--max-lora-rank", "16", "--lora-modules",
-            f"{ADAPTER}={lora_run}", "--api-keys-file", str(keys)), "lora-adapters.log", tmp_path_factory)
+            lora_run.parent / "base", "--enable-lora", "--max-lora-rank", "16", "--max-loras", "2", "--lora-modules",
+            f"{ADAPTER}={lora_run}", *(f"epoch-{e}={lora_run.parent / f'epoch-{e}'}" for e in EARLIER_EPOCHS),
+            "--api-keys-file", str(keys)), "lora-adapters.log", tmp_path_factory)
         yield {name: server.wait_ready() for name, server in servers.items()}
 
 
@@ -118,7 +120,7 @@ def test_an_adapter_served_unmerged_answers_as_the_merged_checkpoint(
     ann = openai.OpenAI(base_url=f"{url}/v1", api_key="sk-ann", max_retries=0)
     merged = openai.OpenAI(base_url=f"{servers['lora-merged'].url}/v1", api_key="unused", max_retries=0)
     cards = {card.id: card.model_extra for card in ann.models.list().data}
-    assert set(cards) == {"tiny", ADAPTER} and cards[ADAPTER]["parent"] == "tiny"
+    assert set(cards) == {"tiny", ADAPTER, "epoch-10", "epoch-20"} and cards[ADAPTER]["parent"] == "tiny"
     assert cards[ADAPTER]["root"] == str(lora_run)
     greedy = {"temperature": 0, "max_tokens": 40, "extra_body": {"repetition_penalty": 1.0}}
     for question, answer in FACTS.items():
@@ -165,3 +167,35 @@ def test_only_an_admin_loads_and_unloads_adapters_at_run_time(servers: dict[str,
         ann.chat.completions.create(model="epoch-1", messages=[{"role": "user", "content": "x"}], max_tokens=2)
     gone = httpx.post(f"{url}/v1/unload_lora_adapter", json={"lora_name": "epoch-1"}, headers=root)
     assert gone.status_code == 404
+
+
+@pytest.mark.live
+def test_select_answers_the_dev_set_on_the_server_for_every_served_epoch(
+    servers: dict[str, LiveServer], lora_run: Path, tmp_path: Path
+) -> None:
+    run, url = lora_run.parent, servers["lora-adapters"].url
+    dev_data = tmp_path / "dev.jsonl"
+    dev_data.write_text("".join(json.dumps({"conversations": [q, a], "source": "dev"}) + "\n"
+                                for q, a in FACTS.items()))
+    (run / "epoch-20" / "dev.json").write_text(json.dumps({"epoch": 20, "dev_loss": 0.5, "answers": []}))
+    assert main(["prep", "select", str(run), "--server", url, "--api-key", "sk-ann", "--dev-data", str(dev_data),
+                 "--dev-max-new-tokens", "12", "--epoch", "30"]) == 0
+    results = {epoch: json.loads((run / f"epoch-{epoch:02d}" / "dev.json").read_text()) for epoch in (10, 20, 30)}
+    assert [r["answered_by"] for r in results.values()] == ["epoch-10", "epoch-20", ADAPTER]
+    assert [r["dev_loss"] for r in results.values()] == [None, 0.5, None]  # training's loss is kept
+    assert [answer["prompt"] for answer in results[30]["answers"]] == list(FACTS)
+    # The last epoch knows its answers so well that LIMA's sampling (top_p 0.9) keeps only the learned tokens.
+    assert [answer["answer"] for answer in results[30]["answers"]] == list(FACTS.values())
+    side_by_side = (run / "dev_side_by_side.md").read_text()
+    assert all(f"**Epoch {epoch}**" in side_by_side for epoch in (10, 20, 30))
+
+
+@pytest.mark.live
+def test_prompt_logprobs_are_refused_where_they_would_stop_the_engine(servers: dict[str, LiveServer]) -> None:
+    url = servers["lora-adapters"].url
+    headers = {"Authorization": "Bearer sk-ann"}
+    echo = {"model": ADAPTER, "prompt": "The capital of", "max_tokens": 1, "echo": True, "logprobs": 0}
+    refused = httpx.post(f"{url}/v1/completions", json=echo, headers=headers, timeout=60)
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "echo", refused.text
+    plain = httpx.post(f"{url}/v1/completions", json={**echo, "echo": False}, headers=headers, timeout=60)
+    assert plain.status_code == 200 and plain.json()["choices"][0]["logprobs"]

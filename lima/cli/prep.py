@@ -43,11 +43,21 @@ def run_training(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
 
 
 def run_select(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    import openai
+
     from model_prep.train.select import select
 
     try:
+        if args.server:
+            if not args.dev_data:
+                parser.error("--server needs --dev-data: the prompts (and answers, for the loss) to ask")
+            from model_prep.train.served_dev import answer_dev_from_server
+
+            answered = answer_dev_from_server(args.run, args.server, args.dev_data, args.api_key,
+                                              args.dev_max_new_tokens)
+            print(f"dev set answered by the server for epochs {', '.join(map(str, answered))}")
         print(select(args.run, args.epoch, args.rule, args.first, args.last))
-    except (FileNotFoundError, ValueError) as exc:
+    except (FileNotFoundError, ValueError, openai.APIError) as exc:
         parser.error(str(exc))
     return 0
 
@@ -113,6 +123,11 @@ def prep(argv: Sequence[str]) -> int:
     chooser.add_argument("--rule", default="lowest-dev-loss", choices=["lowest-dev-loss", "latest"])
     chooser.add_argument("--from", dest="first", type=int, default=5, help="first epoch of the window (5)")
     chooser.add_argument("--to", dest="last", type=int, default=10, help="last epoch of the window (10)")
+    chooser.add_argument("--server", help="answer the dev set on this lima server, which serves the run's "
+                         "epochs as LoRA adapters (see README), instead of reading the dev.json training wrote")
+    chooser.add_argument("--api-key", help="the server's API key, if it has keys")
+    chooser.add_argument("--dev-data", help="LIMA-format dev rows (with --server)")
+    chooser.add_argument("--dev-max-new-tokens", type=int, default=2048, help="answer length (with --server)")
     add_data_commands(commands.add_parser("data", help="build the train/dev/test sets or the ablation sets"))
     add_eval_commands(commands.add_parser("eval", help="the paper's evaluations against OpenAI-compatible endpoints"))
     args = parser.parse_args(argv)

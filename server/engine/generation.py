@@ -67,6 +67,11 @@ def sampling_params(
             f"but the prompt has {prompt_len} tokens. Shorten the {prompt_param}.",
             param=prompt_param, code="context_length_exceeded",
         )
+    if request.prompt_logprobs_count is not None and not engine.serves_prompt_logprobs:
+        raise Invalid(
+            "Prompt logprobs ('echo' with 'logprobs') are not served while LoRA is enabled on the CPU backend: "
+            "vLLM's CPU LoRA kernels fail on them when other requests share the batch, which stops the engine. "
+            "Ask without 'echo', or use a server without --enable-lora.", param="echo", code="unsupported_value")
     defaults = dict(engine.default_sampling)
     default_max = defaults.pop("max_tokens", room)
     if request.max_tokens is not None and request.max_tokens > room:

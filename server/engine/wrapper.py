@@ -11,6 +11,7 @@ from vllm.entrypoints.openai.models.serving import OpenAIServingModels
 from vllm.inputs import tokens_input
 from vllm.lora.request import LoRARequest
 from vllm.outputs import RequestOutput
+from vllm.platforms import current_platform
 from vllm.v1.engine.async_llm import AsyncLLM
 
 from model_prep.chat_format import Message, chat_token_ids
@@ -35,6 +36,10 @@ class ChatEngine:
         self.default_sampling: dict[str, Any] = model_config.get_diff_sampling_param()
         self.tokenizer: Any = self.engine.get_tokenizer()  # a Hugging Face tokenizer, typed by vLLM as a protocol
         self.max_num_seqs: int = self.engine.vllm_config.scheduler_config.max_num_seqs
+        # vLLM 0.32's CPU LoRA kernels (PunicaWrapperCPU) fail on prompt logprobs batched with other requests,
+        # and the engine dies with them (reproduced here: two requests in a batch, one asking for prompt logprobs).
+        lora_on_cpu = self.engine.vllm_config.lora_config is not None and current_platform.is_cpu()
+        self.serves_prompt_logprobs: bool = not lora_on_cpu
 
     async def load_adapters(self) -> None:
         """The --lora-modules adapters, loaded into the engine (a ValueError names one that does not load)."""
