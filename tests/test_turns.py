@@ -29,7 +29,7 @@ class ScriptedEngine:
         self.pieces, self.finish_reason, self.die_after = pieces, finish_reason, die_after
         self.aborted: list[str] = []
 
-    async def generate(self, prompt_ids: list[int], params: SamplingParams, request_id: str
+    async def generate(self, prompt_ids: list[int], params: SamplingParams, request_id: str, model: str
                        ) -> AsyncIterator[RequestOutput]:
         for i, piece in enumerate(self.pieces):
             if i == self.die_after:
@@ -64,7 +64,7 @@ async def new_turn(store: HistoryStore, engine: ScriptedEngine, response: Respon
     conversation = new_id("conv_")
     await store.create_conversation("ivy", conversation, {}, [])
     generation = Generation(engine, "responses", new_id("resp_"), [1, 2, 3], SamplingParams(max_tokens=16),
-                            release=lambda: None)
+                            release=lambda: None, model="scripted")
     return Turn(generation, store, "ivy", conversation, [MessageItem.of("user", "Hello?")], response), conversation
 
 
