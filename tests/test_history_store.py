@@ -45,7 +45,7 @@ def test_turns_append_in_order_with_ttl_and_owner(store: HistoryStore) -> None:
         assert [i.text() for i in found.items] == ["Be kind.", "q1", "a1", "q2", "a2"]
         assert found.conversation.preview == "q1"
         assert await store.load("ben", "conv_t1") is None
-        for key in [*store.conversation_keys("conv_t1"), store.user_index("ann")]:
+        for key in [*store.conversation_keys("ann", "conv_t1"), store.user_index("ann")]:
             assert 3500 < await store.client.ttl(key) <= 3600
         with pytest.raises(ConversationFull):  # 5 items + 2 > 6: refused whole, nothing written
             await store.append("ann", "conv_t1", turn("q3", "a3"))

@@ -196,9 +196,13 @@ def redis_items(redis_server: RedisServer, conversation: str) -> list[dict]:
 
     import redis
 
+    from server.auth import LOCAL_USER
+    from server.history.store import HistoryStore
+
     client = redis.Redis.from_url(redis_server.url, decode_responses=True)
-    ids = client.lrange(f"lima:conv:{conversation}:ids", 0, -1)
-    items = client.hgetall(f"lima:conv:{conversation}:items")
+    _, ids_key, items_key = HistoryStore.conversation_keys(LOCAL_USER, conversation)
+    ids = client.lrange(ids_key, 0, -1)
+    items = client.hgetall(items_key)
     client.close()
     return [json.loads(items[i]) for i in ids]
 

@@ -90,7 +90,8 @@ def test_sentinel_url_finds_the_master(tmp_path: Path) -> None:
             return [conversation.id for conversation in (await store.list_conversations("ivy", 5, None, True))[0]]
 
         assert asyncio.run(through_sentinel()) == ["conv_sentinel"]
-        assert master.client().exists("lima:conv:conv_sentinel")  # it wrote to the master the sentinel named
+        # It wrote to the master the sentinel named.
+        assert master.client().exists(HistoryStore.conversation_keys("ivy", "conv_sentinel")[0])
     finally:
         sentinel.send_signal(signal.SIGTERM)
         sentinel.wait(timeout=10)

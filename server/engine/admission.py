@@ -21,7 +21,7 @@ from server import metrics
 from server.auth import UserDep
 from server.deps import get_engine, get_state
 from server.failures import Overloaded, RateLimited
-from server.history.store import REDIS_UNAVAILABLE
+from server.history.store import REDIS_UNAVAILABLE, user_prefix
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class RateLimiter:
 
     async def take(self, user: str) -> float:
         """0 when the user may go on, else the seconds to wait."""
-        allowed, wait_ms = await self.script(keys=[f"lima:rate:{user}"], args=[self.rate, self.burst])
+        allowed, wait_ms = await self.script(keys=[f"{user_prefix(user)}rate"], args=[self.rate, self.burst])
         return 0.0 if allowed else wait_ms / 1000
 
 

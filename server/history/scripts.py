@@ -61,19 +61,22 @@ redis.call('HSET', KEYS[1], 'cut', redis.call('HINCRBY', KEYS[1], 'rev', 1))
 return redis.call('HGETALL', KEYS[1])
 """
 
-# previous_response_id chains, newest first, walked inside Redis: one round trip whatever the length.
-# ARGV: key prefix, newest id, owner, most records. Returns false if the newest is missing or not the owner's.
+# previous_response_id chains, newest first, walked inside Redis: one round trip whatever the length. KEYS: the
+# newest record. ARGV: the owner's response key prefix (same hash tag, so the same slot), owner, most records.
+# Returns false if the newest is missing or not the owner's.
 RESPONSE_CHAIN = """
 local chain = {}
-local id = ARGV[2]
-while id and #chain < tonumber(ARGV[4]) do
-  local raw = redis.call('GET', ARGV[1] .. id)
+local key = KEYS[1]
+while key and #chain < tonumber(ARGV[3]) do
+  local raw = redis.call('GET', key)
   if not raw then break end
   local record = cjson.decode(raw)
-  if record.owner ~= ARGV[3] then break end
+  if record.owner ~= ARGV[2] then break end
   table.insert(chain, raw)
-  id = record.previous_response_id
-  if id == cjson.null then id = nil end
+  key = nil
+  if record.previous_response_id ~= cjson.null and record.previous_response_id then
+    key = ARGV[1] .. record.previous_response_id
+  end
 end
 if #chain == 0 then return false end
 return chain

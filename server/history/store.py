@@ -1,18 +1,22 @@
 """Conversations, their items and stored responses in Redis (redis-py's asyncio client).
 
-Key layout (README, "Conversation store"); every key of a conversation expires together `ttl` after its last write:
-  lima:conv:<conv_id>            HASH   id, owner, created_at, updated_at, metadata (JSON), preview,
-                                        rev (+1 per write), cut (rev of the last item removal)
-  lima:conv:<conv_id>:ids        LIST   item ids, oldest first
-  lima:conv:<conv_id>:items      HASH   item id -> item JSON (role, content, status, response id, tokens, ...)
-  lima:user:<user_id>:convs      ZSET   conv_id scored by last write (ms): the caller's conversation list
-  lima:resp:<resp_id>            STRING response JSON: owner, input and output items, previous_response_id
+Key layout (README, "Conversation store"); every key of a conversation expires together `ttl` after its last write.
+{u:<tag>} is the owner's hash tag (16 hex digits of the SHA-256 of the user id): all of one user's keys share
+one Redis Cluster slot, so each script and transaction below touches a single node.
+  lima:{u:<tag>}:conv:<conv_id>        HASH   id, owner, created_at, updated_at, metadata (JSON), preview,
+                                              rev (+1 per write), cut (rev of the last item removal)
+  lima:{u:<tag>}:conv:<conv_id>:ids    LIST   item ids, oldest first
+  lima:{u:<tag>}:conv:<conv_id>:items  HASH   item id -> item JSON (role, content, status, response id, ...)
+  lima:{u:<tag>}:convs                 ZSET   conv_id scored by last write (ms): the user's conversation list
+  lima:{u:<tag>}:resp:<resp_id>        STRING response JSON: owner, input and output items, previous_response_id
+  lima:{u:<tag>}:rate                  HASH   the user's rate-limit bucket (engine/admission.py)
 
 Every write that belongs to one turn is one Lua script (scripts.py), so a turn is stored whole or not at all, and
 the owner check happens inside it: another user's id behaves exactly like a missing one.
 """
 
 import functools
+import hashlib
 import json
 import time
 from collections import OrderedDict
@@ -92,6 +96,12 @@ def connect(url: str) -> redis.Redis:
     return Sentinel(nodes, **options).master_for(master, db=int(db or 0))
 
 
+def user_prefix(owner: str) -> str:
+    """The start of every key of `owner`: its hash tag makes them one Redis Cluster slot (ids may hold any
+    character, a `}` included, so the tag is a digest of the id, not the id)."""
+    return f"lima:{{u:{hashlib.sha256(owner.encode()).hexdigest()[:16]}}}:"
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -136,17 +146,17 @@ class HistoryStore:
         self._cache: OrderedDict[str, tuple[int, list[Item]]] = OrderedDict()
 
     @staticmethod
-    def conversation_keys(conversation_id: str) -> list[str]:
-        base = f"lima:conv:{conversation_id}"
+    def conversation_keys(owner: str, conversation_id: str) -> list[str]:
+        base = f"{user_prefix(owner)}conv:{conversation_id}"
         return [base, f"{base}:ids", f"{base}:items"]
 
     @staticmethod
     def user_index(owner: str) -> str:
-        return f"lima:user:{owner}:convs"
+        return f"{user_prefix(owner)}convs"
 
     @staticmethod
-    def response_key(response_id: str) -> str:
-        return f"lima:resp:{response_id}"
+    def response_key(owner: str, response_id: str) -> str:
+        return f"{user_prefix(owner)}resp:{response_id}"
 
     async def ping(self) -> bool:
         try:
@@ -161,7 +171,7 @@ class HistoryStore:
         if len(items) > self.max_items:
             raise ConversationFull(conversation_id, self.max_items)
         now = now_ms()
-        conv, ids, item_hash = self.conversation_keys(conversation_id)
+        conv, ids, item_hash = self.conversation_keys(owner, conversation_id)
         fields: dict[str, Any] = {
             "id": conversation_id, "owner": owner, "created_at": now // 1000, "updated_at": now,
             "metadata": json.dumps(metadata),
@@ -188,7 +198,7 @@ class HistoryStore:
         at 200 stored turns then moves two items, not four hundred. Redis' revision number decides, so a
         replica's cache never serves a stale or another user's history."""
         rev, cached = self._cache.get(conversation_id, (-1, []))
-        found = await self._load(keys=self.conversation_keys(conversation_id), args=[owner, rev, len(cached)])
+        found = await self._load(keys=self.conversation_keys(owner, conversation_id), args=[owner, rev, len(cached)])
         if found is None:
             self._cache.pop(conversation_id, None)
             return None
@@ -219,7 +229,8 @@ class HistoryStore:
         pairs = [value for item in items for value in (item.id, item.model_dump_json())]
         response_id = response.id if response else "none"
         count, *rev = await self._append(
-            keys=[*self.conversation_keys(conversation_id), self.user_index(owner), self.response_key(response_id)],
+            keys=[*self.conversation_keys(owner, conversation_id), self.user_index(owner),
+                  self.response_key(owner, response_id)],
             args=[owner, conversation_id, self.max_items, self.ttl, now_ms(), preview_of(items),
                   response.model_dump_json() if response else "", *pairs],
         )
@@ -238,18 +249,18 @@ class HistoryStore:
         self, owner: str, conversation_id: str, metadata: dict[str, str]
     ) -> Conversation | None:
         fields = await self._update_metadata(
-            keys=self.conversation_keys(conversation_id)[:1], args=[owner, json.dumps(metadata)]
+            keys=self.conversation_keys(owner, conversation_id)[:1], args=[owner, json.dumps(metadata)]
         )
         return conversation_object(fields) if fields else None
 
     @store_errors_as_503
     async def delete_conversation(self, owner: str, conversation_id: str) -> bool:
-        keys = [*self.conversation_keys(conversation_id), self.user_index(owner)]
+        keys = [*self.conversation_keys(owner, conversation_id), self.user_index(owner)]
         return bool(await self._delete_conversation(keys=keys, args=[owner, conversation_id]))
 
     @store_errors_as_503
     async def delete_item(self, owner: str, conversation_id: str, item_id: str) -> Conversation | None:
-        fields = await self._delete_item(keys=self.conversation_keys(conversation_id), args=[owner, item_id])
+        fields = await self._delete_item(keys=self.conversation_keys(owner, conversation_id), args=[owner, item_id])
         return conversation_object(fields) if fields else None
 
     @store_errors_as_503
@@ -266,7 +277,7 @@ class HistoryStore:
         ids = [cast(bytes, raw).decode() for raw in await read(index, start, start + limit)]
         async with self.client.pipeline(transaction=False) as pipe:
             for conversation_id in ids[:limit]:
-                pipe.hgetall(self.conversation_keys(conversation_id)[0])
+                pipe.hgetall(self.conversation_keys(owner, conversation_id)[0])
             hashes = await pipe.execute()
         expired = [cid for cid, fields in zip(ids, hashes, strict=False) if not fields]
         if expired:  # their keys timed out (TTL); drop them from the index too
@@ -275,11 +286,12 @@ class HistoryStore:
 
     @store_errors_as_503
     async def save_response(self, record: StoredResponse) -> None:
-        await self.client.set(self.response_key(record.id), record.model_dump_json(), ex=self.ttl or None)
+        await self.client.set(self.response_key(record.owner, record.id), record.model_dump_json(),
+                              ex=self.ttl or None)
 
     @store_errors_as_503
     async def get_response(self, owner: str, response_id: str) -> StoredResponse | None:
-        raw = await self.client.get(self.response_key(response_id))
+        raw = await self.client.get(self.response_key(owner, response_id))
         record = stored_record(cast(bytes, raw)) if raw else None
         return record if record and record.owner == owner else None
 
@@ -287,14 +299,15 @@ class HistoryStore:
     async def delete_response(self, owner: str, response_id: str) -> bool:
         if await self.get_response(owner, response_id) is None:
             return False
-        await self.client.delete(self.response_key(response_id))
+        await self.client.delete(self.response_key(owner, response_id))
         return True
 
     @store_errors_as_503
     async def response_chain(self, owner: str, response_id: str) -> list[StoredResponse] | None:
         """The response and its previous_response_id ancestors, oldest first; None if missing."""
         try:
-            chain = await self._response_chain(args=["lima:resp:", response_id, owner, self.max_items])
+            chain = await self._response_chain(keys=[self.response_key(owner, response_id)],
+                                               args=[f"{user_prefix(owner)}resp:", owner, self.max_items])
         except ResponseError as exc:  # a record that is not JSON: treat as missing rather than fail the turn
             raise Corrupt(f"Stored response chain is unreadable: {exc}") from exc
         return [stored_record(raw) for raw in reversed(chain)] if chain else None
