@@ -14,14 +14,13 @@ import math
 from collections.abc import Callable
 from typing import Annotated
 
-import redis.asyncio as redis
 from fastapi import Depends, Request
 
 from server import metrics
 from server.auth import UserDep
 from server.deps import get_engine, get_state
 from server.failures import Overloaded, RateLimited
-from server.history.store import REDIS_UNAVAILABLE, user_prefix
+from server.history.store import REDIS_UNAVAILABLE, RedisClient, user_prefix
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +84,7 @@ return {allowed, wait}
 
 
 class RateLimiter:
-    def __init__(self, client: redis.Redis, per_minute: int, burst: int | None) -> None:
+    def __init__(self, client: RedisClient, per_minute: int, burst: int | None) -> None:
         self.script = client.register_script(TAKE_TOKEN)
         self.rate = per_minute / 60
         self.burst = burst or per_minute

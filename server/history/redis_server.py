@@ -12,6 +12,7 @@ import logging
 import signal
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import redis
@@ -42,10 +43,12 @@ def die_with_parent() -> None:
 class RedisServer:
     """redis-server on a unix socket in `directory` (port 0) or on 127.0.0.1:`port`, append-only persistence."""
 
-    def __init__(self, directory: Path, port: int = 0, appendfsync: str = "everysec") -> None:
+    def __init__(self, directory: Path, port: int = 0, appendfsync: str = "everysec",
+                 extra_args: Sequence[str] = ()) -> None:
         self.directory = directory
         self.port = port
         self.appendfsync = appendfsync
+        self.extra_args = list(extra_args)  # e.g. cluster mode, for the tests' clusters
         self.process: subprocess.Popen[bytes] | None = None
         self.restarts = 0
         self._stopping = False
@@ -90,6 +93,7 @@ class RedisServer:
             "--save", "",  # the append-only file is the persistence; no RDB snapshots on top
             "--daemonize", "no",
             "--logfile", "redis.log",
+            *self.extra_args,
         ]
         if not self.port:
             command += ["--unixsocket", str(self.socket_path), "--unixsocketperm", "700"]

@@ -26,6 +26,7 @@ from typing import Any, ParamSpec, TypeVar, cast
 
 import redis.asyncio as redis
 from pydantic import ValidationError
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff
@@ -77,8 +78,14 @@ def store_errors_as_503(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaita
     return wrapper
 
 
-def connect(url: str) -> redis.Redis:
-    """redis://, rediss://, unix:// as redis-py reads them; redis+sentinel://h1:26379,h2:26379/master[/db]."""
+# One Redis, a Sentinel-managed master, or a cluster: the store uses what they have in common.
+RedisClient = redis.Redis | RedisCluster
+
+
+def connect(url: str) -> RedisClient:
+    """redis://, rediss://, unix:// as redis-py reads them; redis+sentinel://h1:26379,h2:26379/master[/db];
+    redis+cluster://h1:p1,h2:p2 (Redis Cluster, any nodes of it: redis-py's cluster client finds the rest and
+    follows slot moves and failovers)."""
     # A pooled connection that died with a Redis restart is retried on a fresh one, briefly: when Redis is
     # really down the caller gets its 503 within about half a second.
     options: dict[str, Any] = {
@@ -86,6 +93,11 @@ def connect(url: str) -> redis.Redis:
         "retry": Retry(ExponentialBackoff(cap=0.25, base=0.05), retries=3),
         "retry_on_error": [ConnectionError, TimeoutError],
     }
+    if url.startswith("redis+cluster://"):
+        startup = [ClusterNode(host, int(port or 6379))
+                   for host, _, port in (node.partition(":") for node in url.removeprefix("redis+cluster://")
+                                         .strip("/").split(","))]
+        return RedisCluster(startup_nodes=startup, **options)
     if not url.startswith("redis+sentinel://"):
         return redis.Redis.from_url(url, **options)
     hosts, _, path = url.removeprefix("redis+sentinel://").partition("/")
@@ -132,7 +144,7 @@ class StoredConversation:
 
 
 class HistoryStore:
-    def __init__(self, client: redis.Redis, ttl_seconds: int, max_items: int) -> None:
+    def __init__(self, client: RedisClient, ttl_seconds: int, max_items: int) -> None:
         self.client = client
         self.ttl = ttl_seconds
         self.max_items = max_items
@@ -142,7 +154,7 @@ class HistoryStore:
         self._delete_conversation = client.register_script(DELETE_CONVERSATION)
         self._delete_item = client.register_script(DELETE_ITEM)
         self._response_chain = client.register_script(RESPONSE_CHAIN)
-        # conversation id -> (revision, items): this process's copy of recently used histories.
+        # conversation key -> (revision, items): this process's copy of recently used histories.
         self._cache: OrderedDict[str, tuple[int, list[Item]]] = OrderedDict()
 
     @staticmethod
@@ -197,10 +209,11 @@ class HistoryStore:
         Items already cached by this process are not sent again when the conversation only grew since: a turn
         at 200 stored turns then moves two items, not four hundred. Redis' revision number decides, so a
         replica's cache never serves a stale or another user's history."""
-        rev, cached = self._cache.get(conversation_id, (-1, []))
-        found = await self._load(keys=self.conversation_keys(owner, conversation_id), args=[owner, rev, len(cached)])
+        keys = self.conversation_keys(owner, conversation_id)
+        rev, cached = self._cache.get(keys[0], (-1, []))
+        found = await self._load(keys=keys, args=[owner, rev, len(cached)])
         if found is None:
-            self._cache.pop(conversation_id, None)
+            self._cache.pop(keys[0], None)
             return None
         meta, raw_items, first_sent = found
         items = [
@@ -208,12 +221,12 @@ class HistoryStore:
             *(ITEM.validate_json(raw) for raw in raw_items if raw is not None),
         ]
         fields = dict(zip(meta[::2], meta[1::2], strict=True))
-        self._remember(conversation_id, int(fields.get(b"rev", 0)), items)
+        self._remember(keys[0], int(fields.get(b"rev", 0)), items)
         return StoredConversation(conversation_object(fields), items)
 
-    def _remember(self, conversation_id: str, rev: int, items: list[Item]) -> None:
-        self._cache[conversation_id] = (rev, items)
-        self._cache.move_to_end(conversation_id)
+    def _remember(self, key: str, rev: int, items: list[Item]) -> None:
+        self._cache[key] = (rev, items)
+        self._cache.move_to_end(key)
         while len(self._cache) > CACHED_CONVERSATIONS:
             self._cache.popitem(last=False)
 
@@ -228,20 +241,20 @@ class HistoryStore:
         """Add one turn's items (and its response record) atomically; False if the conversation is gone."""
         pairs = [value for item in items for value in (item.id, item.model_dump_json())]
         response_id = response.id if response else "none"
+        keys = self.conversation_keys(owner, conversation_id)
         count, *rev = await self._append(
-            keys=[*self.conversation_keys(owner, conversation_id), self.user_index(owner),
-                  self.response_key(owner, response_id)],
+            keys=[*keys, self.user_index(owner), self.response_key(owner, response_id)],
             args=[owner, conversation_id, self.max_items, self.ttl, now_ms(), preview_of(items),
                   response.model_dump_json() if response else "", *pairs],
         )
         if count == -2:
             raise ConversationFull(conversation_id, self.max_items)
         if count < 0:
-            self._cache.pop(conversation_id, None)
+            self._cache.pop(keys[0], None)
             return False
-        known_rev, known_items = self._cache.get(conversation_id, (-1, []))
+        known_rev, known_items = self._cache.get(keys[0], (-1, []))
         if rev and known_rev == rev[0] - 1:  # nobody else wrote in between: the cache stays whole
-            self._remember(conversation_id, rev[0], [*known_items, *items])
+            self._remember(keys[0], rev[0], [*known_items, *items])
         return True
 
     @store_errors_as_503

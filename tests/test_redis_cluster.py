@@ -1,0 +1,92 @@
+"""The store on a real Redis Cluster (redis-server processes in cluster mode, joined by redis-cli): every key of a
+user in one slot, so each turn's script runs on one node; and a master's failover in the middle of a run."""
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+
+from harness.redis_cluster import LocalRedisCluster
+from server.engine.admission import RateLimiter
+from server.failures import Unavailable
+from server.history.items import MessageItem
+from server.history.objects import StoredResponse
+from server.history.store import HistoryStore, connect
+
+USERS = [f"user-{index}" for index in range(8)]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedisCluster]:
+    """Three masters, each with a replica (a failover needs one)."""
+    started = LocalRedisCluster(tmp_path_factory.mktemp("cluster"), masters=3, replicas_per_master=1).start()
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+def turn(question: str, answer: str) -> list[MessageItem]:
+    return [MessageItem.of("user", question), MessageItem.of("assistant", answer)]
+
+
+def test_every_operation_works_with_users_spread_over_the_masters(cluster: LocalRedisCluster) -> None:
+    masters = {cluster.master_of(HistoryStore.user_index(user)).port for user in USERS}
+    assert len(masters) >= 2, "the users' slots should land on more than one master"
+
+    async def scenario() -> None:
+        store = HistoryStore(connect(cluster.url), ttl_seconds=3600, max_items=50)
+        limiter = RateLimiter(store.client, per_minute=60, burst=2)
+        try:
+            for user in USERS:
+                await store.create_conversation(user, "conv_c", {"k": "v"}, [MessageItem.of("system", "Hi.")])
+                assert await store.append(user, "conv_c", turn("q1", "a1"))
+                first = StoredResponse(id="resp_1", model="m", owner=user, input=turn("q", "a")[:1])
+                await store.save_response(first)
+                second = StoredResponse(id="resp_2", model="m", owner=user, previous_response_id="resp_1")
+                assert await store.append(user, "conv_c", turn("q2", "a2"), second)
+                found = await store.load(user, "conv_c")
+                assert [item.text() for item in found.items] == ["Hi.", "q1", "a1", "q2", "a2"]
+                chain = await store.response_chain(user, "resp_2")
+                assert [record.id for record in chain] == ["resp_1", "resp_2"]
+                assert [c.id for c in (await store.list_conversations(user, 10, None, True))[0]] == ["conv_c"]
+                assert await store.delete_item(user, "conv_c", found.items[1].id) is not None
+                assert [await limiter.take(user) for _ in range(3)][:2] == [0.0, 0.0]
+            assert await store.load("someone-else", "conv_c") is None
+        finally:
+            await store.client.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_a_failover_of_the_users_master_loses_no_completed_turn(cluster: LocalRedisCluster) -> None:
+    user = "failover-user"
+    master = cluster.master_of(HistoryStore.user_index(user))
+
+    async def scenario() -> tuple[list[int], int, list[str]]:
+        store = HistoryStore(connect(cluster.url), ttl_seconds=0, max_items=5000)
+        completed: list[int] = []
+        failed = 0
+        try:
+            await store.create_conversation(user, "conv_f", {}, [])
+            for index in range(150):
+                if index == 30:  # the replica of the user's master takes over, mid-run
+                    replica = cluster.replica_of(master)
+                    with replica.client() as client:
+                        client.execute_command("CLUSTER", "FAILOVER")
+                try:
+                    if await store.append(user, "conv_f", turn(f"q{index}", f"a{index}")):
+                        completed.append(index)
+                except Unavailable:
+                    failed += 1
+                await asyncio.sleep(0.01)
+            found = await store.load(user, "conv_f")
+            return completed, failed, [item.text() for item in found.items]
+        finally:
+            await store.client.aclose()
+
+    completed, failed, texts = asyncio.run(scenario())
+    assert cluster.master_of(HistoryStore.user_index(user)).port != master.port, "the failover happened"
+    assert texts == [text for index in completed for text in (f"q{index}", f"a{index}")]  # whole turns, in order
+    print(f"failover: {len(completed)} turns stored, {failed} refused with 503 during the switch")
+    assert failed <= 10 and len(completed) >= 140, (failed, len(completed))
