@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import Depends, FastAPI
+from redis.asyncio.cluster import RedisCluster
 from vllm.engine.arg_utils import AsyncEngineArgs
 
 from server.auth import APIKeys, current_user
@@ -19,6 +20,7 @@ from server.engine.admission import Admission, RateLimiter, enforce_rate_limit
 from server.engine.args import lora_module_paths
 from server.engine.wrapper import ChatEngine
 from server.errors import install_error_handlers
+from server.history.migrate import migrate_key_layout
 from server.history.redis_server import RedisServer, RedisServerError
 from server.history.store import HistoryStore, connect
 from server.metrics import MetricsMiddleware, declare_series
@@ -77,7 +79,10 @@ async def open_store(state: ServerState, settings: ServerSettings, stack: AsyncE
         if settings.rate_limit_per_minute:
             state.rate_limiter = RateLimiter(client, settings.rate_limit_per_minute, settings.rate_limit_burst)
         if not await store.ping():
-            log.warning("Redis at %s does not answer yet; stateful routes answer 503 until it does", url)
+            log.warning("Redis at %s does not answer yet; stateful routes answer 503 until it does (keys of the "
+                        "old layout, if any, move at the next start)", url)
+        elif not isinstance(client, RedisCluster):  # a cluster never held the old layout
+            await migrate_key_layout(client)
     except (RedisServerError, ValueError) as exc:
         state.store_error = str(exc)
         log.error("no conversation store: %s (stateless chat completions still work)", exc)

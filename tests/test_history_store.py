@@ -11,11 +11,13 @@ from typing import Any
 import pytest
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
+from harness.live_server import free_port
 from model_prep.chat_format import Message, chat_token_ids
 from server.auth import APIKeys, read_keys_file
 from server.errors import APIError, as_api_error
 from server.failures import Invalid, Unavailable
 from server.history.items import FunctionCallItem, FunctionCallOutputItem, Item, MessageItem
+from server.history.migrate import migrate_key_layout
 from server.history.objects import StoredResponse
 from server.history.prompt import fit_prompt, split_turns, template_messages
 from server.history.redis_server import RedisServer
@@ -199,3 +201,40 @@ def test_function_call_items_are_stored_and_replayed_as_tool_messages(store: His
         {"role": "tool", "content": '{"sky": "clear"}', "tool_call_id": "call_1"},
         {"role": "assistant", "content": "Clear."},
     ]
+
+
+def test_the_old_key_layout_moves_whole_once_and_keeps_ttls(tmp_path: Path) -> None:
+    """Keys as the server before per-user hash tags wrote them: after the move, the store finds everything."""
+    server = RedisServer(tmp_path / "redis", port=free_port()).start()
+    try:
+        old = server.client()
+        items = turn("q1", "a1")
+        old.hset("lima:conv:conv_old", mapping={"id": "conv_old", "owner": "ann", "created_at": 1,
+                                                "updated_at": 1000, "metadata": "{}", "rev": 1, "cut": 0})
+        old.rpush("lima:conv:conv_old:ids", *(item.id for item in items))
+        old.hset("lima:conv:conv_old:items", mapping={item.id: item.model_dump_json() for item in items})
+        old.zadd("lima:user:ann:convs", {"conv_old": 1000})
+        for key in ("lima:conv:conv_old", "lima:conv:conv_old:ids", "lima:conv:conv_old:items"):
+            old.expire(key, 500)
+        first = StoredResponse(id="resp_a", model="m", owner="ann")
+        old.set("lima:resp:resp_a", first.model_dump_json())
+        old.set("lima:resp:resp_b", StoredResponse(id="resp_b", model="m", owner="ann",
+                                                   previous_response_id="resp_a").model_dump_json())
+        old.hset("lima:rate:ann", mapping={"tokens": 1})
+
+        async def scenario() -> None:
+            store = HistoryStore(connect(server.url), ttl_seconds=3600, max_items=50)
+            assert await migrate_key_layout(store.client) == (1, 2)
+            assert await migrate_key_layout(store.client) == (0, 0)  # the marker: later starts skip the scan
+            found = await store.load("ann", "conv_old")
+            assert [item.text() for item in found.items] == ["q1", "a1"]
+            assert [c.id for c in (await store.list_conversations("ann", 10, None, True))[0]] == ["conv_old"]
+            assert [r.id for r in await store.response_chain("ann", "resp_b")] == ["resp_a", "resp_b"]
+            assert 400 < await store.client.ttl(HistoryStore.conversation_keys("ann", "conv_old")[0]) <= 500
+            assert await store.load("ben", "conv_old") is None
+            await store.client.aclose()
+
+        run(scenario())
+        assert [key.decode() for key in old.scan_iter("lima:*") if not key.startswith(b"lima:{")] == ["lima:layout"]
+    finally:
+        server.stop()
