@@ -3,15 +3,19 @@ user in one slot, so each turn's script runs on one node; and a master's failove
 
 import asyncio
 from collections.abc import Iterator
+from pathlib import Path
 
+import openai
 import pytest
 
+from harness.live_server import stopped_together
 from harness.redis_cluster import LocalRedisCluster
 from server.engine.admission import RateLimiter
 from server.failures import Unavailable
 from server.history.items import MessageItem
 from server.history.objects import StoredResponse
 from server.history.store import HistoryStore, connect
+from tests.conftest import launch, tiny_args
 
 USERS = [f"user-{index}" for index in range(8)]
 
@@ -90,3 +94,22 @@ def test_a_failover_of_the_users_master_loses_no_completed_turn(cluster: LocalRe
     assert texts == [text for index in completed for text in (f"q{index}", f"a{index}")]  # whole turns, in order
     print(f"failover: {len(completed)} turns stored, {failed} refused with 503 during the switch")
     assert failed <= 10 and len(completed) >= 140, (failed, len(completed))
+
+
+@pytest.mark.live
+def test_two_servers_on_the_cluster_continue_one_conversation(
+    cluster: LocalRedisCluster, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    servers = [launch(tiny_args(tiny_model_dir, "--redis-url", cluster.url), f"cluster-{name}.log", tmp_path_factory)
+               for name in ("a", "b")]
+    with stopped_together(servers):
+        a, b = (openai.OpenAI(base_url=f"{s.wait_ready().url}/v1", api_key="unused", max_retries=0) for s in servers)
+        conversation = a.conversations.create()
+        replies = [(a, b)[turn % 2].responses.create(model="tiny", conversation=conversation.id, input=f"turn {turn}",
+                                                     max_output_tokens=4, temperature=0) for turn in range(4)]
+        stored = [(item.role, item.content[0].text)
+                  for item in b.conversations.items.list(conversation.id, order="asc", limit=100)]
+        expected = [pair for turn, reply in enumerate(replies)
+                    for pair in (("user", f"turn {turn}"), ("assistant", reply.output_text))]
+        assert stored == expected
+        assert b.responses.retrieve(replies[0].id).output_text == replies[0].output_text
