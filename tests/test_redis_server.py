@@ -12,6 +12,9 @@ import pytest
 import redis
 
 from harness.live_server import free_port
+from harness.redis_sentinel import LocalSentinels
+from server.failures import Unavailable
+from server.history.items import MessageItem
 from server.history.redis_server import RedisServer, RedisServerError, redis_server_binary
 from server.history.store import HistoryStore, connect
 from server.settings import ServerSettings
@@ -101,3 +104,44 @@ def test_sentinel_url_finds_the_master(tmp_path: Path) -> None:
 def test_sentinel_url_needs_a_master_name() -> None:
     with pytest.raises(ValueError, match="names the master"):
         connect("redis+sentinel://127.0.0.1:26379")
+
+
+def test_sentinel_failover_after_the_master_dies_loses_no_completed_turn(tmp_path: Path) -> None:
+    """A master killed (SIGKILL) in the middle of a run of turns: the store follows the replica the sentinels
+    promote, refusing turns with 503 meanwhile; every turn it acknowledged is still there."""
+    sentinels = LocalSentinels(tmp_path, appendfsync="always").start()
+    try:
+        old_master = sentinels.master.port
+
+        async def scenario() -> tuple[list[int], int, float, list[str]]:
+            store = HistoryStore(connect(sentinels.url), ttl_seconds=0, max_items=5000)
+            completed, failed, killed_at, recovered_at = [], 0, 0.0, 0.0
+            try:
+                await store.create_conversation("ivy", "conv_failover", {}, [])
+                index = 0
+                while len(completed) < 60 or not recovered_at:
+                    if index == 20:
+                        sentinels.kill_master()
+                        killed_at = time.monotonic()
+                    try:
+                        await store.append("ivy", "conv_failover", [MessageItem.of("user", f"q{index}"),
+                                                                    MessageItem.of("assistant", f"a{index}")])
+                        completed.append(index)
+                        if killed_at and not recovered_at:
+                            recovered_at = time.monotonic()
+                    except Unavailable:
+                        failed += 1
+                    assert time.monotonic() - (killed_at or time.monotonic()) < 60, "no new master within 60 s"
+                    index += 1
+                    await asyncio.sleep(0.02)
+                found = await store.load("ivy", "conv_failover")
+                return completed, failed, recovered_at - killed_at, [item.text() for item in found.items]
+            finally:
+                await store.client.aclose()
+
+        completed, failed, switch_seconds, texts = asyncio.run(scenario())
+        print(f"sentinel failover: {failed} turns refused (503) in {switch_seconds:.1f} s; {len(completed)} stored")
+        assert sentinels.master_port() != old_master, "the sentinels promoted the replica"
+        assert texts == [text for index in completed for text in (f"q{index}", f"a{index}")]
+    finally:
+        sentinels.stop()
