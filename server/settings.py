@@ -60,7 +60,8 @@ class ServerSettings(BaseSettings):
         flag=None, shown="vLLM's", default_factory=dict)
 
     redis_url: str | None = setting(
-        None, "shared Redis: `redis://`, `rediss://`, `unix://`, `redis+sentinel://h1:26379,h2:26379/master[/db]`",
+        None, "shared Redis: `redis://`, `rediss://`, `unix://`, `redis+sentinel://h1:26379,h2:26379/master[/db]`, "
+        "`redis+cluster://h1:p1,h2:p2`",
         group="history", shown="embedded", env=("REDIS_URL", "LIMA_REDIS_URL"),
         validation_alias=AliasChoices("LIMA_REDIS_URL", "REDIS_URL", "redis_url"))
     redis_dir: Path | None = setting(None, "files of the embedded redis-server (socket, append-only file, log)",
