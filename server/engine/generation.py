@@ -110,14 +110,14 @@ def structured_outputs(response_format: ResponseFormat | None) -> StructuredOutp
 
 
 def start_generation(
-    request: SamplingFields, engine: ChatEngine, route: str, id_prefix: str, prompt_ids: list[int],
+    request: SamplingFields, engine: ChatEngine, model: str, route: str, id_prefix: str, prompt_ids: list[int],
     prompt_param: str, max_choices: int, admission: Admission, tools: ToolCalling | None = None,
 ) -> "Generation":
-    """A generation with an admission slot (or 503 at capacity), after the request's checks."""
+    """A generation with an admission slot (or 503 at capacity), after the request's checks; `model` is the
+    served name `resolve_model` gave (the base model or a LoRA adapter)."""
     params = sampling_params(request, engine, len(prompt_ids), prompt_param, max_choices, tools)
     if request.ignored_fields:
         metrics.IGNORED_FIELDS.labels(route).inc(len(request.ignored_fields))
-    model = resolve_model(request.model, engine)
     generation = Generation(engine, route, new_id(id_prefix), prompt_ids, params, admission.admit(), model)
     weakref.finalize(generation, generation.release)  # a generation that never streams gives its slot back
     return generation

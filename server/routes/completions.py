@@ -75,7 +75,8 @@ async def create_completion(
     else:
         prompt_ids = [int(token) for token in body.prompt]
         engine.check_token_ids(prompt_ids, "prompt")
-    generation = start_generation(body, engine, ROUTE, "cmpl-", prompt_ids, "prompt", settings.max_choices, admission)
+    generation = start_generation(body, engine, model, ROUTE, "cmpl-", prompt_ids, "prompt", settings.max_choices,
+                                  admission)
     echo = None
     if body.echo:
         echo = body.prompt if isinstance(body.prompt, str) else engine.tokenizer.decode(prompt_ids)
