@@ -33,7 +33,7 @@ if TEST_DTYPE not in ("auto", "bfloat16", "float32"):
 
 # What the end-of-run check looks for: the server, its vLLM engine processes, Redis, and the other programs tests
 # start. This process is their subreaper, so any of them left behind, orphaned or not, is a descendant of it.
-OUR_PROGRAMS = ("lima", "vllm", "VLLM::", "EngineCore", "redis-server", "chrom", "prometheus", "torchrun")
+OUR_PROGRAMS = ("lima", "vllm", "VLLM::", "EngineCore", "redis-server", "chrom", "prometheus", "torchrun", "haproxy")
 PR_SET_CHILD_SUBREAPER = 36
 LIVE_FIXTURES = {"tiny_server", "default_server", "replicas"}
 

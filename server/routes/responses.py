@@ -37,6 +37,9 @@ from server.history.turns import Turn
 from server.protocol import DeltaFunctionCall, ErrorResponse
 
 ROUTE = "/v1/responses"
+# Names a stored response on its reply, stream or not: a load balancer keeps a previous_response_id chain on the
+# replica that holds its prefix cache by remembering where each id was answered (deploy/haproxy/haproxy.cfg).
+RESPONSE_ID_HEADER = "X-Lima-Response-Id"
 router = APIRouter(tags=["responses"], responses={400: {"model": ErrorResponse}, 404: {"model": ErrorResponse}})
 
 
@@ -79,6 +82,8 @@ async def create_response(
     turn = Turn(generation, store, user, conversation_id, input_items, response=response, store_response=body.store,
                 tools=tools)
     headers = {DROPPED_TURNS_HEADER: str(fitted.dropped_turns)}
+    if body.store:
+        headers[RESPONSE_ID_HEADER] = response.id
     if body.stream:
         return sse_response(response_events(turn, response), settings.shutdown_timeout_seconds, headers)
     _, final = await until_disconnect(request, turn.collect())
