@@ -17,7 +17,8 @@ TORCH_CPU := torch==2.13.0
 MISMATCHED := torchvision torchaudio torchcodec
 QUIET_PIP := grep -v "is ignored: it is neither a file nor a directory" || true
 
-.PHONY: help setup browser prometheus demo train-demo serve test test-fast lint bench bench-history bench-train bench-data clean
+.PHONY: help setup browser prometheus balancer demo train-demo serve test test-fast lint clean
+.PHONY: bench bench-history bench-redis-memory bench-train bench-data
 
 help:
 	@echo "make demo   set up (first time), then the chat page on http://127.0.0.1:7860 and the API on :8000/v1"
@@ -26,6 +27,7 @@ help:
 	@echo "make train-demo  fine-tune SmolLM2-135M on the sample with LIMA's recipe (CPU, ~3 min), then chat with it"
 	@echo "make bench  this server vs vLLM's own OpenAI server (bench/serve.py)"
 	@echo "make bench-history  store overhead per turn, TTFT with server-side history (bench/history.py)"
+	@echo "make bench-redis-memory  Redis memory, AOF bytes and commands per stored turn (bench/redis_memory.py)"
 	@echo "make bench-train  training tokens/s, this trainer vs TRL's SFTTrainer (bench/train.py)"
 	@echo "make bench-data  Stack Exchange build MB/s and peak memory at 100 MB and 1 GB (bench/data_build.py)"
 
@@ -47,26 +49,35 @@ endif
 demo: setup
 	$(BIN)/lima up
 
-# The end-to-end UI test drives Debian's chromium through chromedriver. Installed here when missing and
-# possible (root with apt-get); otherwise that test is skipped and says why.
+# Live tests that need a Debian program: installed here when missing and possible (root with apt-get); otherwise
+# that test is skipped and says why, so `make test` still runs everywhere else.
+#   $(call debian_tool,PACKAGES,PROGRAMS,APT OPTIONS,WHICH TEST): install PACKAGES unless every one of PROGRAMS
+#   (absolute paths, where Debian puts them, which is where the tests look) is there already.
+empty :=
+space := $(empty) $(empty)
+define debian_tool
+	@if $(foreach program,$(2),[ -x $(program) ] &&) true; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's $(subst $(space), and ,$(strip $(1))) for the $(4)"; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(3) $(1) >/dev/null; } \
+			|| echo "WARNING: apt-get could not install $(strip $(1)): the $(4) will be skipped"; \
+	else echo "WARNING: no $(subst $(space),/,$(notdir $(2))) and no root apt-get: the $(4) will be skipped"; fi
+endef
+
+# The end-to-end UI test drives chromium through chromedriver; installed with its recommended packages, the setup
+# the browser test has always run on (the two below need none of theirs).
 browser:
-	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; \
-	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		echo "installing Debian's chromium and chromium-driver for the browser test"; \
-		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver \
-			>/dev/null; } || echo "WARNING: apt-get could not install chromium: the browser test will be skipped"; \
-	else echo "WARNING: no chromium/chromedriver and no root apt-get: the browser test will be skipped"; fi
+	$(call debian_tool,chromium chromium-driver,/usr/bin/chromium /usr/bin/chromedriver,,browser test)
 
-# The monitoring test runs Debian's prometheus (and promtool) against a live server; installed like the browser.
+# The monitoring test runs prometheus (and promtool) against a live server.
 prometheus:
-	@if [ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ]; then :; \
-	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-		echo "installing Debian's prometheus for the monitoring test"; \
-		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-			prometheus >/dev/null; } || echo "WARNING: apt-get could not install prometheus: that test will be skipped"; \
-	else echo "WARNING: no prometheus and no root apt-get: the monitoring test will be skipped"; fi
+	$(call debian_tool,prometheus,/usr/bin/prometheus /usr/bin/promtool,--no-install-recommends,monitoring test)
 
-test: setup browser prometheus
+# The balancer test puts haproxy in front of two live replicas.
+balancer:
+	$(call debian_tool,haproxy,/usr/sbin/haproxy,--no-install-recommends,balancer test)
+
+test: setup browser prometheus balancer
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest
@@ -89,6 +100,9 @@ bench: setup
 
 bench-history: setup
 	$(BIN)/python bench/history.py
+
+bench-redis-memory: setup
+	$(BIN)/python bench/redis_memory.py
 
 bench-train: setup
 	$(BIN)/pip install -q -e ".[$(LIMA_TARGET),bench]" 2>&1 | $(QUIET_PIP)

@@ -62,11 +62,11 @@ def test_hadolint_passes() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_compose_wires_redis_server_ui_prometheus_and_grafana() -> None:
+def test_compose_wires_redis_servers_behind_the_balancer_ui_prometheus_and_grafana() -> None:
     compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert set(services) == {"redis", "server", "ui", "prometheus", "grafana"}
-    redis, server, ui = services["redis"], services["server"], services["ui"]
+    assert set(services) == {"redis", "server", "balancer", "ui", "prometheus", "grafana"}
+    redis, server, balancer, ui = services["redis"], services["server"], services["balancer"], services["ui"]
     assert "--appendonly" in redis["command"] and "redis-data:/data" in redis["volumes"]
     assert server["environment"]["REDIS_URL"] == "redis://redis:6379/0"
     assert server["depends_on"]["redis"]["condition"] == "service_healthy"
@@ -75,17 +75,35 @@ def test_compose_wires_redis_server_ui_prometheus_and_grafana() -> None:
     assert gpus["count"] == "${GPU_COUNT:-0}" and gpus["capabilities"] == ["gpu"]
     assert "http://127.0.0.1:8000/health" in " ".join(server["healthcheck"]["test"])
     assert {"lima-data:/data", "${MODELS_DIR:-./models}:/models:ro"} <= set(server["volumes"])
-    assert server["ports"] == ["${SERVER_PORT:-8000}:8000"]
-    assert ui["command"][:3] == ["ui", "--server-url", "http://server:8000"]
-    assert ui["depends_on"]["server"]["condition"] == "service_healthy"
-    for service in ("prometheus", "grafana"):
+    assert "ports" not in server  # `--scale server=N`: replicas cannot share a host port; the balancer has it
+
+    # The balancer: HAProxy with the repository's config, the API's host port, replicas found by service name.
+    assert balancer["image"].startswith("haproxy:")
+    assert balancer["volumes"] == ["./deploy/haproxy/haproxy.cfg:/usr/local/etc/haproxy/haproxy.cfg:ro"]
+    assert balancer["ports"] == ["${SERVER_PORT:-8000}:8000", "${BALANCER_METRICS_PORT:-8404}:8404"]
+    assert balancer["depends_on"]["server"]["condition"] == "service_healthy"
+    env = balancer["environment"]
+    cfg_variables = set(re.findall(r"\$\{(\w+)\}", (DEPLOY / "haproxy" / "haproxy.cfg").read_text()))
+    assert set(env) == cfg_variables, "the balancer must set exactly the variables haproxy.cfg reads"
+    assert env["LIMA_SERVERS"] == "server" and env["LIMA_SERVER_PORT"] == "8000" and int(env["LIMA_SERVER_SLOTS"]) >= 2
+    assert all(isinstance(value, str) for value in env.values())  # compose wants strings, not YAML numbers
+    assert (env["LIMA_BALANCER_PORT"], env["LIMA_BALANCER_METRICS_PORT"]) == ("8000", "8404")  # the ports' targets
+    assert ui["command"][:3] == ["ui", "--server-url", "http://balancer:8000"]
+    assert ui["depends_on"]["balancer"]["condition"] == "service_started"
+
+    for service in ("balancer", "prometheus", "grafana"):
         for volume in services[service]["volumes"]:
             source = volume.split(":")[0]
             if source.startswith("./"):
                 assert (REPO / source).exists(), f"{service} mounts {source}, which is not in the repository"
     assert set(compose["volumes"]) == {"redis-data", "lima-data", "prometheus-data", "grafana-data"}
     scrape = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
-    assert scrape["scrape_configs"][0]["static_configs"][0]["targets"] == ["server:8000"]
+    jobs = {job["job_name"]: job for job in scrape["scrape_configs"]}
+    assert set(jobs) == {"lima", "lima-balancer"}
+    assert jobs["lima"]["dns_sd_configs"] == [{"names": ["server"], "type": "A", "port": 8000}]  # every replica
+    assert "static_configs" not in jobs["lima"]
+    assert jobs["lima-balancer"]["static_configs"][0]["targets"] == ["balancer:8404"]
+    assert jobs["lima-balancer"]["metrics_path"] == "/metrics"
     datasource = yaml.safe_load((DEPLOY / "grafana/provisioning/datasources/prometheus.yml").read_text())
     assert datasource["datasources"][0]["url"] == "http://prometheus:9090"
 
@@ -122,7 +140,10 @@ def test_prometheus_scrapes_a_live_server_and_evaluates_the_rules(tiny_server: L
 
     config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
     config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
-    config["scrape_configs"][0]["static_configs"][0]["targets"] = [tiny_server.url.removeprefix("http://")]
+    # The one live server in place of the replicas compose finds by DNS; no balancer here.
+    lima_job = {key: value for key, value in config["scrape_configs"][0].items() if key != "dns_sd_configs"}
+    lima_job["static_configs"] = [{"targets": [tiny_server.url.removeprefix("http://")]}]
+    config["scrape_configs"] = [lima_job]
     config["rule_files"] = [str(DEPLOY / "prometheus" / "rules.yml")]
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
     port = free_port()
