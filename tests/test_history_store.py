@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from harness.live_server import free_port
+from lima.cli import main
 from model_prep.chat_format import Message, chat_token_ids
 from server.auth import APIKeys, read_keys_file
 from server.errors import APIError, as_api_error
@@ -203,24 +205,29 @@ def test_function_call_items_are_stored_and_replayed_as_tool_messages(store: His
     ]
 
 
+def plant_old_layout(old: redis.Redis) -> None:
+    """Keys as the server before per-user hash tags wrote them: ann's conversation (TTL 500 s), two chained
+    responses and a rate bucket."""
+    items = turn("q1", "a1")
+    old.hset("lima:conv:conv_old", mapping={"id": "conv_old", "owner": "ann", "created_at": 1,
+                                            "updated_at": 1000, "metadata": "{}", "rev": 1, "cut": 0})
+    old.rpush("lima:conv:conv_old:ids", *(item.id for item in items))
+    old.hset("lima:conv:conv_old:items", mapping={item.id: item.model_dump_json() for item in items})
+    old.zadd("lima:user:ann:convs", {"conv_old": 1000})
+    for key in ("lima:conv:conv_old", "lima:conv:conv_old:ids", "lima:conv:conv_old:items"):
+        old.expire(key, 500)
+    old.set("lima:resp:resp_a", StoredResponse(id="resp_a", model="m", owner="ann").model_dump_json())
+    old.set("lima:resp:resp_b", StoredResponse(id="resp_b", model="m", owner="ann",
+                                               previous_response_id="resp_a").model_dump_json())
+    old.hset("lima:rate:ann", mapping={"tokens": 1})
+
+
 def test_the_old_key_layout_moves_whole_once_and_keeps_ttls(tmp_path: Path) -> None:
-    """Keys as the server before per-user hash tags wrote them: after the move, the store finds everything."""
+    """After the move (as a server does at start), the store finds everything, with its TTLs."""
     server = RedisServer(tmp_path / "redis", port=free_port()).start()
     try:
         old = server.client()
-        items = turn("q1", "a1")
-        old.hset("lima:conv:conv_old", mapping={"id": "conv_old", "owner": "ann", "created_at": 1,
-                                                "updated_at": 1000, "metadata": "{}", "rev": 1, "cut": 0})
-        old.rpush("lima:conv:conv_old:ids", *(item.id for item in items))
-        old.hset("lima:conv:conv_old:items", mapping={item.id: item.model_dump_json() for item in items})
-        old.zadd("lima:user:ann:convs", {"conv_old": 1000})
-        for key in ("lima:conv:conv_old", "lima:conv:conv_old:ids", "lima:conv:conv_old:items"):
-            old.expire(key, 500)
-        first = StoredResponse(id="resp_a", model="m", owner="ann")
-        old.set("lima:resp:resp_a", first.model_dump_json())
-        old.set("lima:resp:resp_b", StoredResponse(id="resp_b", model="m", owner="ann",
-                                                   previous_response_id="resp_a").model_dump_json())
-        old.hset("lima:rate:ann", mapping={"tokens": 1})
+        plant_old_layout(old)
 
         async def scenario() -> None:
             store = HistoryStore(connect(server.url), ttl_seconds=3600, max_items=50)
@@ -238,3 +245,28 @@ def test_the_old_key_layout_moves_whole_once_and_keeps_ttls(tmp_path: Path) -> N
         assert [key.decode() for key in old.scan_iter("lima:*") if not key.startswith(b"lima:{")] == ["lima:layout"]
     finally:
         server.stop()
+
+
+def test_lima_history_migrate_moves_the_old_layout_before_servers_start(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server = RedisServer(tmp_path / "redis", port=free_port()).start()
+    try:
+        plant_old_layout(server.client())
+        assert main(["history", "migrate", "--redis-url", server.url]) == 0
+        assert "moved 1 conversations and 2 responses" in capsys.readouterr().out
+        assert main(["history", "migrate", "--redis-url", server.url]) == 0
+        assert "nothing to move" in capsys.readouterr().out
+
+        async def found() -> list[str]:
+            store = HistoryStore(connect(server.url), ttl_seconds=3600, max_items=50)
+            chain = await store.response_chain("ann", "resp_b")
+            await store.client.aclose()
+            return [r.id for r in chain]
+
+        assert run(found()) == ["resp_a", "resp_b"]
+    finally:
+        server.stop()
+    # Redis gone: one line saying so, exit 1, no traceback.
+    assert main(["history", "migrate", "--redis-url", server.url]) == 1
+    assert server.url in capsys.readouterr().out
