@@ -18,7 +18,7 @@ MISMATCHED := torchvision torchaudio torchcodec
 QUIET_PIP := grep -v "is ignored: it is neither a file nor a directory" || true
 
 .PHONY: help setup browser prometheus balancer demo train-demo serve test test-fast lint clean
-.PHONY: bench bench-history bench-redis-memory bench-train bench-data
+.PHONY: bench bench-history bench-redis-memory bench-affinity bench-train bench-data
 
 help:
 	@echo "make demo   set up (first time), then the chat page on http://127.0.0.1:7860 and the API on :8000/v1"
@@ -27,6 +27,7 @@ help:
 	@echo "make train-demo  fine-tune SmolLM2-135M on the sample with LIMA's recipe (CPU, ~3 min), then chat with it"
 	@echo "make bench  this server vs vLLM's own OpenAI server (bench/serve.py)"
 	@echo "make bench-history  store overhead per turn, TTFT with server-side history (bench/history.py)"
+	@echo "make bench-affinity  2 replicas behind HAProxy: conversation affinity vs round-robin (bench/affinity.py)"
 	@echo "make bench-redis-memory  Redis memory, AOF bytes and commands per stored turn (bench/redis_memory.py)"
 	@echo "make bench-train  training tokens/s, this trainer vs TRL's SFTTrainer (bench/train.py)"
 	@echo "make bench-data  Stack Exchange build MB/s and peak memory at 100 MB and 1 GB (bench/data_build.py)"
@@ -100,6 +101,9 @@ bench: setup
 
 bench-history: setup
 	$(BIN)/python bench/history.py
+
+bench-affinity: setup balancer
+	$(BIN)/python bench/affinity.py
 
 bench-redis-memory: setup
 	$(BIN)/python bench/redis_memory.py
