@@ -15,7 +15,7 @@ from fastapi import Depends, FastAPI
 from redis.asyncio.cluster import RedisCluster
 from vllm.engine.arg_utils import AsyncEngineArgs
 
-from server.auth import APIKeys, current_user
+from server.auth import APIKeys, AuthThrottle, current_user
 from server.engine.admission import Admission, RateLimiter, enforce_rate_limit
 from server.engine.args import lora_module_paths
 from server.engine.wrapper import ChatEngine
@@ -36,7 +36,8 @@ SERVED_ROUTES = (chat.ROUTE, completions.ROUTE, responses.ROUTE)  # the routes t
 
 async def load_engine(state: ServerState, engine_args: AsyncEngineArgs, stop_server: Callable[[], None]) -> None:
     try:
-        engine = await asyncio.to_thread(ChatEngine, engine_args, lora_module_paths(state.settings.lora_modules))
+        engine = await asyncio.to_thread(ChatEngine, engine_args, lora_module_paths(state.settings.lora_modules),
+                                       state.settings.log_prompts)
         await engine.load_adapters()
         declare_series(SERVED_ROUTES, [*engine.model_names, *engine.adapters])
         limit = state.settings.max_pending_requests or 4 * engine.max_num_seqs
@@ -78,14 +79,29 @@ async def open_store(state: ServerState, settings: ServerSettings, stack: AsyncE
         store = state.store = HistoryStore(client, settings.history_ttl_seconds, settings.history_max_items)
         if settings.rate_limit_per_minute:
             state.rate_limiter = RateLimiter(client, settings.rate_limit_per_minute, settings.rate_limit_burst)
+        if state.api_keys.enabled and settings.auth_failures_per_window:
+            state.auth_throttle = AuthThrottle(client, settings.auth_failures_per_window,
+                                               settings.auth_failure_window_seconds, settings.trusted_networks)
         if not await store.ping():
             log.warning("Redis at %s does not answer yet; stateful routes answer 503 until it does (keys of the "
-                        "old layout, if any, move at the next start)", url)
+                        "old layout, if any, move at the next start)", without_password(url))
         elif not isinstance(client, RedisCluster):  # a cluster never held the old layout
             await migrate_key_layout(client)
     except (RedisServerError, ValueError) as exc:
         state.store_error = str(exc)
         log.error("no conversation store: %s (stateless chat completions still work)", exc)
+        if state.api_keys.enabled and settings.auth_failures_per_window:
+            log.warning("failed authentications are not counted (no Redis): API keys are checked without the "
+                        "throttle")
+
+
+def without_password(url: str) -> str:
+    """A Redis URL fit for a log: its password, if any, replaced by ***."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, hosts = rest.rpartition("@")
+    if not sep or not at or ":" not in credentials:
+        return url
+    return f"{scheme}://{credentials.split(':', 1)[0]}:***@{hosts}"
 
 
 def build_app(
@@ -110,6 +126,9 @@ def build_app(
                     state.engine.shutdown()
 
     api_keys = APIKeys.from_settings(settings)  # a bad keys file stops the server before it starts
+    if settings.log_prompts:
+        log.warning("\n%s\n--log-prompts IS ON: every prompt's text is written to this log (for debugging only; "
+                    "turn it off before serving real users).\n%s", "!" * 100, "!" * 100)
     app = FastAPI(title="LIMA chat server", version="0.1.0", lifespan=lifespan)
     install_error_handlers(app)
     app.include_router(ops.router)

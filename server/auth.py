@@ -1,19 +1,29 @@
 """API keys (bearer tokens) -> user ids. Only SHA-256 digests of keys are held, in memory; Redis sees user ids.
 
 No keys configured means one local user and no authentication, announced loudly at startup.
+
+Key guessing is throttled: wrong keys are counted per client address in Redis (shared by every replica) over a
+window that starts with the first failure; past `--auth-failures-per-window`, every request from that address gets
+429 with the seconds until the window ends, before its key is looked at (a right key too: else guessing would go
+on). If Redis cannot be reached, keys are still checked, without the throttle.
 """
 
 import hashlib
 import hmac
 import logging
+import math
+from collections.abc import Sequence
+from ipaddress import ip_address
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, Request
 
+from server import metrics
 from server.deps import get_state
 from server.errors import APIError
-from server.settings import ServerSettings
+from server.history.store import REDIS_UNAVAILABLE, RedisClient
+from server.settings import IPNetwork, ServerSettings
 
 log = logging.getLogger(__name__)
 
@@ -89,21 +99,133 @@ class APIKeys:
         for known, user in self.users_by_digest.items():
             if hmac.compare_digest(known, presented):
                 return user
-        raise APIError(
+        raise RejectedKey(
             401, "Incorrect API key provided.", code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"}
         )
 
 
-def current_user(request: Request) -> str:
-    return get_state(request).api_keys.user_for(request.headers.get("authorization"))
+class RejectedKey(APIError):
+    """A key was presented and is nobody's (a missing key is not a guess, and is not counted)."""
+
+
+# KEYS[1] an address's failures; ARGV: the window in ms, '1' to count a failure ('0' to only look). Returns
+# {failures in the window, milliseconds until it ends}. The window starts with the first failure (Redis' clock).
+AUTH_FAILURES = """
+local count
+if ARGV[2] == '1' then
+  count = redis.call('INCR', KEYS[1])
+  if redis.call('PTTL', KEYS[1]) < 0 then
+    redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  end
+else
+  count = tonumber(redis.call('GET', KEYS[1]) or '0')
+end
+return {count, redis.call('PTTL', KEYS[1])}
+"""
+
+
+def address_key(address: str) -> str:
+    """An address's failure counter: one Redis Cluster slot of its own (the hash tag is a digest: no `}` in it)."""
+    return f"lima:{{a:{hashlib.sha256(address.encode()).hexdigest()[:16]}}}:authfail"
+
+
+class AuthThrottle:
+    def __init__(self, client: RedisClient, limit: int, window_seconds: int,
+                 trusted_proxies: Sequence[IPNetwork] = ()) -> None:
+        self.script = client.register_script(AUTH_FAILURES)
+        self.limit = limit
+        self.window_seconds = window_seconds
+        self.trusted_proxies = tuple(trusted_proxies)
+        self.redis_down = False  # logged once per outage
+
+    async def _count(self, address: str, failed: bool) -> tuple[int, int] | None:
+        try:
+            count, ttl_ms = await self.script(keys=[address_key(address)],
+                                              args=[self.window_seconds * 1000, int(failed)])
+        except REDIS_UNAVAILABLE as exc:
+            if not self.redis_down:
+                self.redis_down = True
+                log.warning("failed authentications are not counted while Redis is unavailable (%s); API keys are "
+                            "still checked", exc)
+            return None
+        if self.redis_down:
+            self.redis_down = False
+            log.info("Redis answers again: failed authentications are counted again")
+        return int(count), int(ttl_ms)
+
+    async def wait(self, address: str) -> int:
+        """0 when `address` may try a key, else the seconds until its window ends."""
+        counted = await self._count(address, failed=False)
+        if counted is None or counted[0] < self.limit:
+            return 0
+        ttl_ms = counted[1]
+        return max(1, math.ceil(ttl_ms / 1000)) if ttl_ms > 0 else self.window_seconds
+
+    async def failed(self, address: str) -> None:
+        await self._count(address, failed=True)
+
+    def client_address(self, peer: str | None, forwarded_for: Sequence[str]) -> str:
+        return client_address(peer, forwarded_for, self.trusted_proxies)
+
+
+def client_address(peer: str | None, forwarded_for: Sequence[str], trusted: Sequence[IPNetwork]) -> str:
+    """The client: the peer, unless the peer is a trusted proxy; then the right-most X-Forwarded-For hop that is not
+    a trusted proxy itself (hops left of it could be forged by the client), or the left-most when all are."""
+
+    def normal(address: str) -> str:
+        try:
+            return str(ip_address(address))
+        except ValueError:
+            return address  # not an address (a proxy's "unknown", say): counted as it is
+
+    def is_trusted(address: str) -> bool:
+        try:
+            parsed = ip_address(address)
+        except ValueError:
+            return False
+        return any(parsed in network for network in trusted)
+
+    if peer is None:
+        return "unknown"
+    if not is_trusted(peer):
+        return normal(peer)
+    hops = [hop.strip() for header in forwarded_for for hop in header.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if not is_trusted(hop):
+            return normal(hop)
+    return normal(hops[0]) if hops else normal(peer)
+
+
+async def current_user(request: Request) -> str:
+    state = get_state(request)
+    if not state.api_keys.enabled:
+        return state.api_keys.user_for(None)
+    throttle, address = state.auth_throttle, ""
+    if throttle is not None:
+        address = throttle.client_address(request.client.host if request.client else None,
+                                          request.headers.getlist("x-forwarded-for"))
+        if wait := await throttle.wait(address):
+            metrics.AUTH_FAILURES.labels("throttled").inc()
+            raise APIError(
+                429, f"Too many failed authentications from your address ({throttle.limit} wrong API keys within "
+                f"{throttle.window_seconds} s): its requests are refused, whatever their key, until the window "
+                f"ends. Retry in {wait} s.", code="too_many_failed_authentications",
+                headers={"Retry-After": str(wait)},
+            )
+    try:
+        return state.api_keys.user_for(request.headers.get("authorization"))
+    except RejectedKey:
+        metrics.AUTH_FAILURES.labels("rejected_key").inc()
+        if throttle is not None:
+            await throttle.failed(address)
+        raise
 
 
 UserDep = Annotated[str, Depends(current_user)]
 
 
-def admin_user(request: Request) -> str:
+async def admin_user(request: Request, user: UserDep) -> str:
     """The user, who must be an admin (403 otherwise; with no keys file there is none)."""
-    user = current_user(request)
     if user not in get_state(request).api_keys.admins:
         raise APIError(403, "Only an admin may change the served adapters: mark the user `admin` in the keys file "
                        "(`user_id key admin`).", code="permission_denied")

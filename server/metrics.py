@@ -35,6 +35,10 @@ ABORTED = Counter("lima_generation_aborted_total", "Generations aborted because 
 PENDING = Gauge("lima_generations_pending", "Generations admitted and not finished (running or queued)")
 REJECTED = Counter("lima_requests_rejected_total", "Requests refused on purpose: overloaded (503), rate_limited (429)",
                    ["reason"])
+AUTH_FAILURES = Counter(
+    "lima_auth_failures_total", "Failed authentications: rejected_key (401, a wrong API key), throttled (429, too "
+    "many wrong keys from one client address)", ["outcome"],
+)
 HISTORY_LATENCY = Histogram(
     "lima_history_operation_seconds",
     "Conversation store operations (one Redis round trip each, usually)",
@@ -85,6 +89,8 @@ def declare_series(routes: tuple[str, ...], models: list[str]) -> None:
     first request (an adapter loaded later gets its series with its first request)."""
     for reason in ("overloaded", "rate_limited"):
         REJECTED.labels(reason)
+    for outcome in ("rejected_key", "throttled"):
+        AUTH_FAILURES.labels(outcome)
     for route in routes:
         for model in models:
             for metric in (TIME_TO_FIRST_TOKEN, PROMPT_TOKENS, GENERATED_TOKENS, ABORTED):

@@ -5,15 +5,32 @@ Each field's description, flag and shown default are here; `lima serve`'s flags 
 (`add_flags`), and so is the README's table (`python -m server.settings` prints it; a test keeps the two equal).
 """
 
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Any, Literal, get_origin
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 GROUPS = {"server": "server (defaults from LIMA_* environment variables)", "history": "conversation store and users",
           "limits": "load limits and shutdown"}
+
+
+IPNetwork = IPv4Network | IPv6Network
+
+
+def proxy_networks(listed: str | None) -> tuple[IPNetwork, ...]:
+    """`10.0.0.1, 192.168.0.0/16` -> the networks (an address is a network of one)."""
+    networks = []
+    for entry in (listed or "").split(","):
+        if entry.strip():
+            try:
+                networks.append(ip_network(entry.strip(), strict=False))
+            except ValueError as exc:
+                raise ValueError(f"--trusted-proxies: {entry.strip()!r} is neither an IP address nor a CIDR "
+                                 "network") from exc
+    return tuple(networks)
 
 
 def setting(default: Any = None, description: str = "", *, flag: str | None = "", group: str = "server",
@@ -42,6 +59,12 @@ class ServerSettings(BaseSettings):
     # Not `log_level`: vLLM's own --log-level would share the flag's destination.
     uvicorn_log_level: str = setting("info", "HTTP log level", env=("LIMA_LOG_LEVEL",),
                                      validation_alias=AliasChoices("LIMA_LOG_LEVEL", "uvicorn_log_level"))
+    log_prompts: bool = setting(
+        False, "debugging only: log every prompt's text (and vLLM's request log); off, no prompt, answer or key "
+        "is logged")
+    trusted_proxies: str | None = setting(
+        None, "comma-separated IPs or CIDRs of reverse proxies whose X-Forwarded-For names the client (for the "
+        "failed-authentication throttle); otherwise the peer's address is the client's", shown="none")
     cpu_kv_cache_bytes: int = setting(
         2 * 1024**3, "KV cache on the CPU backend when neither --kv-cache-memory-bytes nor "
         "--gpu-memory-utilization is given (vLLM's default share of a NUMA node fails on small machines)",
@@ -86,6 +109,11 @@ class ServerSettings(BaseSettings):
                                                 "replicas", group="limits", shown="none", ge=1)
     rate_limit_burst: int | None = setting(None, "token bucket size", group="limits", shown="the per-minute rate",
                                            ge=1)
+    auth_failures_per_window: int = setting(
+        10, "wrong API keys from one client address before its requests get 429 until the window ends (counted "
+        "in Redis, shared by all replicas); 0 = no limit", group="limits", ge=0)
+    auth_failure_window_seconds: int = setting(300, "the window of --auth-failures-per-window, from the first "
+                                               "failure", group="limits", ge=1)
     shutdown_timeout_seconds: float = setting(
         30.0, "on SIGTERM, how long in-flight requests may finish (then a cut answer is stored as incomplete)",
         group="limits", ge=0)
@@ -95,6 +123,16 @@ class ServerSettings(BaseSettings):
         if self.enable_auto_tool_choice and not self.tool_call_parser:
             raise ValueError("--enable-auto-tool-choice needs --tool-call-parser NAME")
         return self
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str | None) -> str | None:
+        proxy_networks(value)  # a ValueError names the entry that is neither an address nor a network
+        return value
+
+    @property
+    def trusted_networks(self) -> tuple[IPNetwork, ...]:
+        return proxy_networks(self.trusted_proxies)
 
     @property
     def auto_tool_parser(self) -> str | None:

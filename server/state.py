@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, cast
 if TYPE_CHECKING:
     from starlette.applications import Starlette
 
-    from server.auth import APIKeys
+    from server.auth import APIKeys, AuthThrottle
     from server.engine.admission import Admission, RateLimiter
     from server.engine.wrapper import ChatEngine
     from server.history.redis_server import RedisServer
@@ -28,6 +28,7 @@ class ServerState:
     store_error: str | None = None
     redis_server: RedisServer | None = None  # the embedded one, when REDIS_URL names none
     rate_limiter: RateLimiter | None = None
+    auth_throttle: AuthThrottle | None = None  # with API keys and a Redis only
 
 
 def state_of(app: Starlette) -> ServerState:

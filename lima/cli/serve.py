@@ -30,8 +30,12 @@ PROBE_PATHS = ("/health", "/ready")
 
 def not_a_probe(record: logging.LogRecord) -> bool:
     """Health and readiness probes (every second from `lima up`, every few from Kubernetes) stay out of the
-    access log; their answers are the prober's to report."""
+    access log; their answers are the prober's to report. Query strings do too (a client may put a key or a
+    prompt there): the access log shows paths only."""
     args = record.args if isinstance(record.args, tuple) else ()
+    if len(args) >= 3 and isinstance(args[2], str) and "?" in args[2]:
+        record.args = (*args[:2], args[2].split("?", 1)[0], *args[3:])
+        args = record.args
     return not (len(args) >= 3 and args[2] in PROBE_PATHS)
 
 
@@ -74,7 +78,8 @@ def serve(argv: Sequence[str]) -> int:
         parser.error(str(exc))
     model = given.get("model") or settings.model or str(ensure_default_model(settings.data_dir))
     try:
-        engine_args = build_engine_args(model, settings.engine_args, given, settings.cpu_kv_cache_bytes)
+        engine_args = build_engine_args(model, settings.engine_args, given, settings.cpu_kv_cache_bytes,
+                                        settings.log_prompts)
         check_lora_modules(lora_module_paths(settings.lora_modules), engine_args)
     except EngineArgsError as exc:
         parser.error(str(exc))

@@ -108,9 +108,11 @@ def apply_cpu_defaults(
 
 
 def build_engine_args(
-    model: str, settings_args: dict[str, Any], cli_args: dict[str, Any], cpu_kv_cache_bytes: int
+    model: str, settings_args: dict[str, Any], cli_args: dict[str, Any], cpu_kv_cache_bytes: int,
+    log_prompts: bool = False,
 ) -> AsyncEngineArgs:
-    """Engine arguments by precedence: CLI flags > LIMA_ENGINE_ARGS > CPU defaults > vLLM's defaults."""
+    """Engine arguments by precedence: CLI flags > LIMA_ENGINE_ARGS > CPU defaults > vLLM's defaults. vLLM's
+    request log (`enable_log_requests`) stays off unless asked for, or --log-prompts is on."""
     unknown = sorted(settings_args.keys() - ENGINE_ARG_NAMES)
     if unknown:
         raise EngineArgsError(f"unknown vLLM engine arguments in LIMA_ENGINE_ARGS: {', '.join(unknown)}")
@@ -121,6 +123,8 @@ def build_engine_args(
     if current_platform.is_cpu():
         kwargs = apply_cpu_defaults(kwargs, cpu_kv_cache_bytes)
     kwargs.setdefault("served_model_name", Path(model).name)
+    if log_prompts:
+        kwargs["enable_log_requests"] = True
     return AsyncEngineArgs(**kwargs)
 
 

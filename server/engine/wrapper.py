@@ -1,6 +1,7 @@
 """The vLLM engine in process, behind what the routes need: names (the base model's and its LoRA adapters'),
 limits, default sampling, prompt rendering, generate, abort."""
 
+import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -17,12 +18,16 @@ from vllm.v1.engine.async_llm import AsyncLLM
 from model_prep.chat_format import Message, chat_token_ids
 from server.failures import Invalid
 
+log = logging.getLogger(__name__)
+
 
 class ChatEngine:
     """What the routes need from vLLM: names, limits, default sampling, prompt rendering, generate, abort."""
 
-    def __init__(self, engine_args: AsyncEngineArgs, lora_modules: Sequence[LoRAModulePath] = ()) -> None:
+    def __init__(self, engine_args: AsyncEngineArgs, lora_modules: Sequence[LoRAModulePath] = (),
+                 log_prompts: bool = False) -> None:
         self.engine = AsyncLLM.from_engine_args(engine_args)
+        self.log_prompts = log_prompts  # --log-prompts: debugging only (vLLM's own request log has no prompts)
         model_config = self.engine.model_config
         names = engine_args.served_model_name or model_config.model
         self.model_names: list[str] = [names] if isinstance(names, str) else list(names)
@@ -81,6 +86,8 @@ class ChatEngine:
     ) -> AsyncIterator[RequestOutput]:
         """Generate with the base model, or with the LoRA adapter `model` names."""
         adapter = self.adapters.get(model) if model else None
+        if self.log_prompts:
+            log.info("request %s prompt (--log-prompts): %r", request_id, self.tokenizer.decode(prompt_ids))
         return self.engine.generate(tokens_input(prompt_ids), params, request_id, lora_request=adapter)
 
     async def abort(self, request_id: str) -> None:
