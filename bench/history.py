@@ -39,10 +39,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from harness.live_server import LiveServer
 from model_prep.checkpoints.default_model import DEFAULT_MODEL_NAME
 from model_prep.evaluate.stats import percentile
+from server.history.ids import CONVERSATION, RESPONSE
 from server.history.items import MessageItem
 from server.history.objects import StoredResponse
 from server.history.redis_server import RedisServer
 from server.history.store import HistoryStore, connect
+from server.protocol import new_id
 
 QUESTION = "How should I plan a two-week trip through Japan in spring, and what should I book in advance? "
 ANSWER = ("Spring is the busiest season in Japan because of the cherry blossoms, so plan early. " * 18)[:1500]
@@ -60,12 +62,12 @@ async def store_overhead(store: HistoryStore, turns: int, samples: int) -> dict[
     """Per sample a new conversation of `turns` turns; `cold` times its first turn in this process (every item
     comes over the wire), `warm` the next one (this process served the last turn: only what changed moves)."""
     timings: dict[str, list[float]] = {"cold": [], "warm": []}
-    for index in range(samples):
-        conversation_id = f"conv_bench{turns}_{index}"
+    for _ in range(samples):
+        conversation_id = new_id(CONVERSATION)
         await store.create_conversation("bench", conversation_id, {}, stored_turns(turns))
         for kind in ("cold", "warm"):
             new_turn = stored_turns(1)
-            response = StoredResponse(id=f"resp_{conversation_id}_{kind}", model="bench", owner="bench",
+            response = StoredResponse(id=new_id(RESPONSE), model="bench", owner="bench",
                                       input=new_turn[:1], output=new_turn[1:])
             started = time.perf_counter()
             await store.load("bench", conversation_id)

@@ -38,10 +38,12 @@ from redis.asyncio.connection import AbstractConnection
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from server.history.ids import CONVERSATION, RESPONSE
 from server.history.items import MessageItem
 from server.history.objects import StoredResponse
 from server.history.redis_server import RedisServer
 from server.history.store import HistoryStore, connect
+from server.protocol import new_id
 
 ROWS = [("short chat", 100, 400), ("LIMA-like", 100, 1500), ("long", 1000, 4000)]
 TTL_SECONDS = 30 * 24 * 3600  # the server's default history TTL: every key carries an expiry
@@ -115,7 +117,7 @@ def memory_usage(admin: redis.Redis) -> tuple[int, int]:
 async def store_turns(store: HistoryStore, conversations: int, turns: int, user_chars: int, answer_chars: int,
                       admin: redis.Redis) -> tuple[int, dict[str, int]]:
     """Creates the conversations, then stores their turns interleaved; (round trips, commands run) of the turns."""
-    ids = [(f"user{index // CONVERSATIONS_PER_USER}", f"conv_mem{index}") for index in range(conversations)]
+    ids = [(f"user{index // CONVERSATIONS_PER_USER}", new_id(CONVERSATION)) for index in range(conversations)]
     for owner, conversation_id in ids:
         await store.create_conversation(owner, conversation_id, {}, [])
     before = command_calls(admin)
@@ -124,7 +126,7 @@ async def store_turns(store: HistoryStore, conversations: int, turns: int, user_
             for owner, conversation_id in ids:
                 user = MessageItem.of("user", text_of(QUESTION, user_chars, turn))
                 answer = MessageItem.of("assistant", text_of(ANSWER, answer_chars, turn))
-                response = StoredResponse(id=f"resp_{conversation_id}_{turn}", model="bench", owner=owner,
+                response = StoredResponse(id=new_id(RESPONSE), model="bench", owner=owner,
                                           input=[user], output=[answer])
                 await store.load(owner, conversation_id)
                 await store.append(owner, conversation_id, [user, answer], response)

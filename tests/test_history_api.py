@@ -1,9 +1,11 @@
 """Conversations and Responses APIs through the official openai client, against a live server on a real Redis."""
 
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import openai
@@ -317,3 +319,95 @@ def test_response_requests_are_validated(server: LiveServer, body: dict, param: 
     assert error["type"] == "invalid_request_error" and error["message"]
     if param:
         assert error["param"] == param
+
+
+def test_ids_of_other_shapes_are_answered_as_missing_ones(alice: openai.OpenAI, server: LiveServer) -> None:
+    """Issue 18: an id that is not of the shape the server issues (a real id with the store's key suffixes, encoded,
+    with CR/LF, wildcards, unicode, 10 kB long) reaches no Redis key: each answer is the one a well-formed missing
+    id gets (and bob's for alice's real id), with only the id's text different. Never a 5xx."""
+    conversation = alice.conversations.create(items=[{"role": "user", "content": "alice's secret"}])
+    reply = alice.responses.create(model="tiny", conversation=conversation.id, input="more", max_output_tokens=3)
+    item_id = alice.conversations.items.list(conversation.id).data[0].id
+    headers = {user: {"Authorization": f"Bearer {API_KEYS[user]}"} for user in API_KEYS}
+    http = httpx.Client(base_url=server.url, timeout=60)
+
+    def variants(real: str) -> list[str]:
+        return [real + ":ids", real + ":items", real + "%3Aids", real + "\r\nX-Injected: 1", real + "\n", real.upper(),
+                real[:-1] + "*", "*", real.split("_")[0] + "_*", real + "é", "κόσμε", real + "a" * 10_000, real[:-1],
+                real + "}", real.replace("_", "_{u:x}_")]
+
+    def ask(call: Callable[[str], httpx.Response], real: str, made_up: str, bob_too: bool = True) -> None:
+        reference = call(made_up)
+        assert reference.status_code in (400, 404), reference.text
+        expected = reference.json()
+        others = [(value, call(value)) for value in variants(real)]
+        if bob_too:  # alice's real id, asked by bob (same call, bob's key)
+            others.append((real, call("\0bob\0" + real)))
+        for value, answer in others:
+            assert answer.status_code == reference.status_code, (value[:80], answer.text[:300])
+            body = answer.json()
+            body["error"]["message"] = body["error"]["message"].replace(value, made_up)
+            assert body == expected, (value[:80], answer.text[:300])
+
+    def as_user(value: str) -> tuple[str, dict[str, str]]:
+        if value.startswith("\0bob\0"):
+            return value.removeprefix("\0bob\0"), headers["bob"]
+        return value, headers["alice"]
+
+    def path(value: str) -> str:
+        return quote(value, safe="")
+
+    def route(method: str, template: str, body: dict[str, Any] | None = None) -> Callable[[str], httpx.Response]:
+        def call(value: str) -> httpx.Response:
+            value, auth = as_user(value)
+            return http.request(method, template.format(path(value)), json=body, headers=auth)
+        return call
+
+    def posted(url: str, body: Callable[[str], dict[str, Any]]) -> Callable[[str], httpx.Response]:
+        def call(value: str) -> httpx.Response:
+            value, auth = as_user(value)
+            return http.post(url, json=body(value), headers=auth)
+        return call
+
+    made_up_conversation, made_up_response, made_up_item = (f"{kind}{uuid.uuid4().hex}" for kind in
+                                                            ("conv_", "resp_", "msg_"))
+    conversation_routes = [
+        route("GET", "/v1/conversations/{}"), route("POST", "/v1/conversations/{}", {"metadata": {"k": "v"}}),
+        route("GET", "/v1/conversations/{}/items"),
+        route("POST", "/v1/conversations/{}/items", {"items": [{"role": "user", "content": "x"}]}),
+        route("GET", "/v1/conversations/{}/items/" + item_id),
+        route("DELETE", "/v1/conversations/{}/items/" + item_id), route("DELETE", "/v1/conversations/{}"),
+        posted("/v1/responses", lambda c: {"model": "tiny", "input": "hi", "max_output_tokens": 2, "conversation": c}),
+        posted("/v1/responses", lambda c: {"model": "tiny", "input": "hi", "max_output_tokens": 2,
+                                           "conversation": {"id": c}}),
+        posted("/v1/chat/completions", lambda c: {"model": "tiny", "max_tokens": 2, "conversation": c,
+                                                  "messages": [{"role": "user", "content": "hi"}]}),
+    ]
+    for call in conversation_routes:
+        ask(call, conversation.id, made_up_conversation)
+    item_routes = [
+        route("GET", f"/v1/conversations/{conversation.id}/items/{{}}"),
+        route("DELETE", f"/v1/conversations/{conversation.id}/items/{{}}"),
+        lambda value: http.get(f"/v1/conversations/{conversation.id}/items", params={"after": value},
+                               headers=headers["alice"]),  # an unknown cursor: 400, as today
+    ]
+    for call in item_routes:
+        ask(call, item_id, made_up_item, bob_too=False)
+    response_routes = [
+        route("GET", "/v1/responses/{}"), route("GET", "/v1/responses/{}/input_items"),
+        posted("/v1/responses", lambda r: {"model": "tiny", "input": "hi", "max_output_tokens": 2,
+                                           "previous_response_id": r}),
+        route("DELETE", "/v1/responses/{}"),
+    ]
+    for call in response_routes:
+        ask(call, reply.id, made_up_response)
+    # The conversation list's cursor: a malformed one is an unknown one (the first page), never a 5xx.
+    listing = http.get("/v1/conversations", params={"after": made_up_conversation}, headers=headers["alice"])
+    assert listing.status_code == 200
+    for value in variants(conversation.id):
+        answer = http.get("/v1/conversations", params={"after": value}, headers=headers["alice"])
+        assert (answer.status_code, answer.json()) == (200, listing.json()), value[:80]
+    # Nothing was touched: alice's conversation, its item and her response are all still there.
+    assert texts(alice, conversation.id)[0] == ("user", "alice's secret")
+    assert alice.conversations.items.retrieve(item_id, conversation_id=conversation.id).id == item_id
+    assert alice.responses.retrieve(reply.id).id == reply.id

@@ -17,13 +17,42 @@ from lima.cli import main
 from model_prep.chat_format import Message, chat_token_ids
 from server.auth import APIKeys, read_keys_file
 from server.errors import APIError, as_api_error
-from server.failures import Invalid, Unavailable
-from server.history.items import FunctionCallItem, FunctionCallOutputItem, Item, MessageItem
+from server.failures import Corrupt, Invalid, NotFound, Unavailable
+from server.history.ids import (
+    CONVERSATION,
+    FUNCTION_CALL,
+    FUNCTION_CALL_OUTPUT,
+    ITEM_PREFIXES,
+    MESSAGE,
+    PREFIXES,
+    RESPONSE,
+    checked,
+    is_issued,
+)
+from server.history.items import (
+    ConversationCreate,
+    FunctionCallItem,
+    FunctionCallOutputItem,
+    Item,
+    MessageItem,
+    input_items,
+)
 from server.history.migrate import migrate_key_layout
 from server.history.objects import StoredResponse
 from server.history.prompt import fit_prompt, split_turns, template_messages
 from server.history.redis_server import RedisServer
 from server.history.store import ConversationFull, HistoryStore, connect
+from server.protocol import new_id
+
+# Ids of the shape the server issues (server/history/ids.py): the store refuses any other.
+CONV_CACHE = "conv_" + b"cache".hex().rjust(32, "0")
+CONV_OLD = "conv_" + b"old".hex().rjust(32, "0")
+CONV_SHORT = "conv_" + b"short".hex().rjust(32, "0")
+CONV_T1 = "conv_" + b"t1".hex().rjust(32, "0")
+CONV_TOOLS = "conv_" + b"tools".hex().rjust(32, "0")
+CONV_X = "conv_" + b"x".hex().rjust(32, "0")
+RESP_A = "resp_" + b"a".hex().rjust(32, "0")
+RESP_B = "resp_" + b"b".hex().rjust(32, "0")
 
 
 def run(coroutine: Any) -> Any:
@@ -41,19 +70,19 @@ def turn(question: str, answer: str) -> list[MessageItem]:
 
 def test_turns_append_in_order_with_ttl_and_owner(store: HistoryStore) -> None:
     async def scenario() -> None:
-        await store.create_conversation("ann", "conv_t1", {"title": "x"}, [MessageItem.of("system", "Be kind.")])
-        assert await store.append("ann", "conv_t1", turn("q1", "a1"))
-        assert await store.append("ann", "conv_t1", turn("q2", "a2"))
-        assert not await store.append("ben", "conv_t1", turn("q3", "a3"))  # another owner: as if missing
-        found = await store.load("ann", "conv_t1")
+        await store.create_conversation("ann", CONV_T1, {"title": "x"}, [MessageItem.of("system", "Be kind.")])
+        assert await store.append("ann", CONV_T1, turn("q1", "a1"))
+        assert await store.append("ann", CONV_T1, turn("q2", "a2"))
+        assert not await store.append("ben", CONV_T1, turn("q3", "a3"))  # another owner: as if missing
+        found = await store.load("ann", CONV_T1)
         assert [i.text() for i in found.items] == ["Be kind.", "q1", "a1", "q2", "a2"]
         assert found.conversation.preview == "q1"
-        assert await store.load("ben", "conv_t1") is None
-        for key in [*store.conversation_keys("ann", "conv_t1"), store.user_index("ann")]:
+        assert await store.load("ben", CONV_T1) is None
+        for key in [*store.conversation_keys("ann", CONV_T1), store.user_index("ann")]:
             assert 3500 < await store.client.ttl(key) <= 3600
         with pytest.raises(ConversationFull):  # 5 items + 2 > 6: refused whole, nothing written
-            await store.append("ann", "conv_t1", turn("q3", "a3"))
-        assert len((await store.load("ann", "conv_t1")).items) == 5
+            await store.append("ann", CONV_T1, turn("q3", "a3"))
+        assert len((await store.load("ann", CONV_T1)).items) == 5
 
     run(scenario())
 
@@ -62,10 +91,10 @@ def test_expired_conversations_leave_the_listing(shared_redis: RedisServer) -> N
     short = HistoryStore(connect(shared_redis.url), ttl_seconds=1, max_items=10)
 
     async def scenario() -> None:
-        await short.create_conversation("cy", "conv_short", {}, turn("q", "a"))
-        assert [c.id for c in (await short.list_conversations("cy", 10, None, True))[0]] == ["conv_short"]
+        await short.create_conversation("cy", CONV_SHORT, {}, turn("q", "a"))
+        assert [c.id for c in (await short.list_conversations("cy", 10, None, True))[0]] == [CONV_SHORT]
         await asyncio.sleep(1.5)
-        await short.client.zadd(short.user_index("cy"), {"conv_short": 1})  # index outlives the conversation
+        await short.client.zadd(short.user_index("cy"), {CONV_SHORT: 1})  # index outlives the conversation
         assert (await short.list_conversations("cy", 10, None, True))[0] == []
         assert await short.client.zcard(short.user_index("cy")) == 0
 
@@ -76,12 +105,12 @@ def test_response_chain_walks_previous_ids_for_the_owner_only(store: HistoryStor
     async def scenario() -> None:
         previous = None
         for index in range(4):
-            record = StoredResponse(id=f"resp_c{index}", model="m", previous_response_id=previous, owner="dee")
+            record = StoredResponse(id=f"resp_{index:032x}", model="m", previous_response_id=previous, owner="dee")
             await store.save_response(record)
             previous = record.id
-        chain = await store.response_chain("dee", "resp_c3")
-        assert [r.id for r in chain] == ["resp_c0", "resp_c1", "resp_c2", "resp_c3"]
-        assert await store.response_chain("eve", "resp_c3") is None
+        chain = await store.response_chain("dee", f"resp_{3:032x}")
+        assert [r.id for r in chain] == [f"resp_{index:032x}" for index in range(4)]
+        assert await store.response_chain("eve", f"resp_{3:032x}") is None
 
     run(scenario())
 
@@ -89,7 +118,7 @@ def test_response_chain_walks_previous_ids_for_the_owner_only(store: HistoryStor
 def test_unreachable_redis_is_a_503() -> None:
     dead = HistoryStore(connect("redis://127.0.0.1:1"), ttl_seconds=0, max_items=10)
     with pytest.raises(Unavailable) as error:
-        run(dead.load("anyone", "conv_x"))
+        run(dead.load("anyone", CONV_X))
     failure = as_api_error(error.value)
     assert failure.status == 503 and failure.body.code == "history_unavailable"
     assert failure.headers == {"Retry-After": "2"}
@@ -164,21 +193,21 @@ def test_cached_history_follows_other_replicas_writes(shared_redis: RedisServer)
     """Two stores (two replicas' caches) on one Redis: appends and removals by one are seen by the other."""
     async def scenario() -> None:
         here, there = (HistoryStore(connect(shared_redis.url), ttl_seconds=0, max_items=50) for _ in range(2))
-        await here.create_conversation("gus", "conv_cache", {}, turn("q0", "a0"))
+        await here.create_conversation("gus", CONV_CACHE, {}, turn("q0", "a0"))
 
         async def texts(store: HistoryStore) -> list[str]:
-            return [item.text() for item in (await store.load("gus", "conv_cache")).items]
+            return [item.text() for item in (await store.load("gus", CONV_CACHE)).items]
 
         assert await texts(here) == ["q0", "a0"]
-        await here.append("gus", "conv_cache", turn("q1", "a1"))  # extends here's cache
-        await there.append("gus", "conv_cache", turn("q2", "a2"))  # here's cache is now one revision behind
+        await here.append("gus", CONV_CACHE, turn("q1", "a1"))  # extends here's cache
+        await there.append("gus", CONV_CACHE, turn("q2", "a2"))  # here's cache is now one revision behind
         assert await texts(here) == ["q0", "a0", "q1", "a1", "q2", "a2"]
-        removed = (await there.load("gus", "conv_cache")).items[2].id
-        await there.delete_item("gus", "conv_cache", removed)  # a removal: caches must reload in full
+        removed = (await there.load("gus", CONV_CACHE)).items[2].id
+        await there.delete_item("gus", CONV_CACHE, removed)  # a removal: caches must reload in full
         assert await texts(here) == ["q0", "a0", "a1", "q2", "a2"]
-        assert await here.load("hal", "conv_cache") is None  # the cache never bypasses the owner check
-        await there.delete_conversation("gus", "conv_cache")
-        assert await here.load("gus", "conv_cache") is None
+        assert await here.load("hal", CONV_CACHE) is None  # the cache never bypasses the owner check
+        await there.delete_conversation("gus", CONV_CACHE)
+        assert await here.load("gus", CONV_CACHE) is None
 
     run(scenario())
 
@@ -189,9 +218,9 @@ def test_function_call_items_are_stored_and_replayed_as_tool_messages(store: His
     items = [MessageItem.of("user", "Weather in Paris?"), call, result, MessageItem.of("assistant", "Clear.")]
 
     async def scenario() -> list[Item]:
-        await store.create_conversation("fay", "conv_tools", {}, items[:2])
-        assert await store.append("fay", "conv_tools", items[2:])
-        found = await store.load("fay", "conv_tools")
+        await store.create_conversation("fay", CONV_TOOLS, {}, items[:2])
+        assert await store.append("fay", CONV_TOOLS, items[2:])
+        found = await store.load("fay", CONV_TOOLS)
         assert found is not None and found.conversation.preview == "Weather in Paris?"
         return found.items
 
@@ -209,16 +238,16 @@ def plant_old_layout(old: redis.Redis) -> None:
     """Keys as the server before per-user hash tags wrote them: ann's conversation (TTL 500 s), two chained
     responses and a rate bucket."""
     items = turn("q1", "a1")
-    old.hset("lima:conv:conv_old", mapping={"id": "conv_old", "owner": "ann", "created_at": 1,
+    old.hset(f"lima:conv:{CONV_OLD}", mapping={"id": CONV_OLD, "owner": "ann", "created_at": 1,
                                             "updated_at": 1000, "metadata": "{}", "rev": 1, "cut": 0})
-    old.rpush("lima:conv:conv_old:ids", *(item.id for item in items))
-    old.hset("lima:conv:conv_old:items", mapping={item.id: item.model_dump_json() for item in items})
-    old.zadd("lima:user:ann:convs", {"conv_old": 1000})
-    for key in ("lima:conv:conv_old", "lima:conv:conv_old:ids", "lima:conv:conv_old:items"):
+    old.rpush(f"lima:conv:{CONV_OLD}:ids", *(item.id for item in items))
+    old.hset(f"lima:conv:{CONV_OLD}:items", mapping={item.id: item.model_dump_json() for item in items})
+    old.zadd("lima:user:ann:convs", {CONV_OLD: 1000})
+    for key in (f"lima:conv:{CONV_OLD}", f"lima:conv:{CONV_OLD}:ids", f"lima:conv:{CONV_OLD}:items"):
         old.expire(key, 500)
-    old.set("lima:resp:resp_a", StoredResponse(id="resp_a", model="m", owner="ann").model_dump_json())
-    old.set("lima:resp:resp_b", StoredResponse(id="resp_b", model="m", owner="ann",
-                                               previous_response_id="resp_a").model_dump_json())
+    old.set(f"lima:resp:{RESP_A}", StoredResponse(id=RESP_A, model="m", owner="ann").model_dump_json())
+    old.set(f"lima:resp:{RESP_B}", StoredResponse(id=RESP_B, model="m", owner="ann",
+                                               previous_response_id=RESP_A).model_dump_json())
     old.hset("lima:rate:ann", mapping={"tokens": 1})
 
 
@@ -233,12 +262,12 @@ def test_the_old_key_layout_moves_whole_once_and_keeps_ttls(tmp_path: Path) -> N
             store = HistoryStore(connect(server.url), ttl_seconds=3600, max_items=50)
             assert await migrate_key_layout(store.client) == (1, 2)
             assert await migrate_key_layout(store.client) == (0, 0)  # the marker: later starts skip the scan
-            found = await store.load("ann", "conv_old")
+            found = await store.load("ann", CONV_OLD)
             assert [item.text() for item in found.items] == ["q1", "a1"]
-            assert [c.id for c in (await store.list_conversations("ann", 10, None, True))[0]] == ["conv_old"]
-            assert [r.id for r in await store.response_chain("ann", "resp_b")] == ["resp_a", "resp_b"]
-            assert 400 < await store.client.ttl(HistoryStore.conversation_keys("ann", "conv_old")[0]) <= 500
-            assert await store.load("ben", "conv_old") is None
+            assert [c.id for c in (await store.list_conversations("ann", 10, None, True))[0]] == [CONV_OLD]
+            assert [r.id for r in await store.response_chain("ann", RESP_B)] == [RESP_A, RESP_B]
+            assert 400 < await store.client.ttl(HistoryStore.conversation_keys("ann", CONV_OLD)[0]) <= 500
+            assert await store.load("ben", CONV_OLD) is None
             await store.client.aclose()
 
         run(scenario())
@@ -260,13 +289,142 @@ def test_lima_history_migrate_moves_the_old_layout_before_servers_start(
 
         async def found() -> list[str]:
             store = HistoryStore(connect(server.url), ttl_seconds=3600, max_items=50)
-            chain = await store.response_chain("ann", "resp_b")
+            chain = await store.response_chain("ann", RESP_B)
             await store.client.aclose()
             return [r.id for r in chain]
 
-        assert run(found()) == ["resp_a", "resp_b"]
+        assert run(found()) == [RESP_A, RESP_B]
     finally:
         server.stop()
     # Redis gone: one line saying so, exit 1, no traceback.
     assert main(["history", "migrate", "--redis-url", server.url]) == 1
     assert server.url in capsys.readouterr().out
+
+
+def test_ids_module_accepts_exactly_the_issued_shapes() -> None:
+    for kind, prefixes in PREFIXES.items():
+        for prefix in prefixes:
+            issued = new_id(prefix)
+            assert is_issued(kind, issued) and checked(kind, issued) == issued
+            for other in set(PREFIXES) - {kind}:
+                assert not is_issued(other, issued)
+    good = new_id(CONVERSATION)
+    for bad in [good + ":ids", good + ":items", good + "\n", good + "\r\n", good.upper(), "CONV_" + good[5:],
+                good[:-1], good + "0", good[:-1] + "g", good[:-1] + "*", good[:-1] + "\u0660", good[:-1] + "\uff10",
+                " " + good, "conv_", "", "conv_" + "a" * 10_000, CONV_T1.replace("conv_", "resp_"), None, 1]:
+        assert not is_issued("conversation", bad), bad
+    assert ITEM_PREFIXES == (MESSAGE, FUNCTION_CALL, FUNCTION_CALL_OUTPUT)
+    with pytest.raises(NotFound) as missing:
+        checked("conversation", good + ":ids")
+    failure = as_api_error(missing.value)
+    assert (failure.status, failure.body.code) == (404, "conversation_not_found")
+    with pytest.raises(NotFound):  # the key builders are the last line of defence
+        HistoryStore.conversation_keys("ann", good + ":ids")
+    with pytest.raises(NotFound):
+        HistoryStore.response_key("ann", "resp_*")
+
+
+def test_input_items_get_ids_the_server_issues() -> None:
+    """A client cannot name a stored item: calls and outputs it sends get new ids (as OpenAI names items itself)."""
+    sent = ConversationCreate.model_validate({"items": [
+        {"type": "function_call", "id": "x:ids", "call_id": "c1", "name": "f", "arguments": "{}"},
+        {"type": "function_call_output", "id": "fco_" + "0" * 32, "call_id": "c1", "output": "ok"},
+        {"role": "user", "content": "hi", "id": "mine"},
+    ]})
+    stored = input_items(sent.items)
+    assert [item.id[:item.id.index("_") + 1] for item in stored] == [FUNCTION_CALL, FUNCTION_CALL_OUTPUT, MESSAGE]
+    assert all(is_issued("item", item.id) for item in stored) and stored[1].id != "fco_" + "0" * 32
+
+
+@pytest.fixture(scope="module")
+def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A redis-server of this module's own: the checks below compare digests of the whole keyspace."""
+    server = RedisServer(tmp_path_factory.mktemp("own-redis"), port=free_port()).start()
+    yield server
+    server.stop()
+
+
+def snapshot(client: redis.Redis) -> tuple[Any, ...]:
+    """Everything Redis holds: its digest (keys, types, values), and each key's serialized value and TTL or none."""
+    keys = sorted(client.scan_iter("*"))
+    return (client.execute_command("DEBUG", "DIGEST"), [(key, client.dump(key), client.ttl(key) > 0) for key in keys])
+
+
+OWNER = "olga"
+CONV = new_id(CONVERSATION)
+NEW_CONV = new_id(CONVERSATION)
+RESPONSE_ID = new_id(RESPONSE)
+conv_key, ids_key, items_key = HistoryStore.conversation_keys(OWNER, CONV)
+index_key = HistoryStore.user_index(OWNER)
+response_key = HistoryStore.response_key(OWNER, RESPONSE_ID)
+
+
+def planted_as(kind: str) -> Any:
+    """Replaces a key with one of the wrong type (a corrupt store: no request can make one once ids are checked)."""
+    def plant(client: redis.Redis, key: str) -> None:
+        client.delete(key)
+        {"string": lambda: client.set(key, "x"), "hash": lambda: client.hset(key, "x", "1"),
+         "list": lambda: client.rpush(key, "x"), "zset": lambda: client.zadd(key, {"x": 1})}[kind]()
+    return plant
+
+
+def append_with_response(store: HistoryStore, _: str) -> Any:
+    return store.append(OWNER, CONV, turn("q", "a"), StoredResponse(id=RESPONSE_ID, model="m", owner=OWNER))
+
+
+# (what is planted, where, the operation (given the first item's id), what it must raise or return): each
+# leaves Redis exactly as it was.
+CORRUPTIONS: dict[str, tuple[Any, str, Any, Any]] = {
+    "append: index is a string": (planted_as("string"), index_key, append_with_response, Corrupt),
+    "append: response is a hash": (planted_as("hash"), response_key, append_with_response, Corrupt),
+    "append: items are a list": (planted_as("list"), items_key, append_with_response, Corrupt),
+    "append: ids are a string": (planted_as("string"), ids_key, append_with_response, Corrupt),
+    "append: revision not a number": (lambda c, k: c.hset(k, "rev", "x"), conv_key, append_with_response, Corrupt),
+    "append: full": (lambda c, k: c.rpush(k, *"abcd"), ids_key, append_with_response, ConversationFull),
+    "append: another owner": (lambda c, k: c.hset(k, "owner", "other"), conv_key, append_with_response, False),
+    "create: index is a string": (planted_as("string"), index_key,
+                                  lambda s, _: s.create_conversation(OWNER, NEW_CONV, {}, turn("q", "a")), Corrupt),
+    "create: items are a list": (planted_as("list"), HistoryStore.conversation_keys(OWNER, NEW_CONV)[2],
+                                 lambda s, _: s.create_conversation(OWNER, NEW_CONV, {}, turn("q", "a")), Corrupt),
+    "update metadata: conversation is a list": (planted_as("list"), conv_key,
+                                                lambda s, _: s.update_metadata(OWNER, CONV, {"k": "v"}), Corrupt),
+    "delete conversation: index is a string": (planted_as("string"), index_key,
+                                               lambda s, _: s.delete_conversation(OWNER, CONV), Corrupt),
+    "delete conversation: items are a list": (planted_as("list"), items_key,
+                                              lambda s, _: s.delete_conversation(OWNER, CONV), Corrupt),
+    "delete item: items are a list": (planted_as("list"), items_key, lambda s, item: s.delete_item(OWNER, CONV, item),
+                                      Corrupt),
+    "delete item: revision not a number": (lambda c, k: c.hset(k, "rev", "1.5"), conv_key,
+                                           lambda s, item: s.delete_item(OWNER, CONV, item), Corrupt),
+    "load: ids are a string": (planted_as("string"), ids_key, lambda s, _: s.load(OWNER, CONV), Corrupt),
+    "response chain: response is a hash": (planted_as("hash"), response_key,
+                                           lambda s, _: s.response_chain(OWNER, RESPONSE_ID), Corrupt),
+}
+
+
+@pytest.mark.parametrize("case", list(CORRUPTIONS))
+def test_a_failing_script_writes_nothing(own_redis: RedisServer, case: str) -> None:
+    """Redis keeps a script's writes made before an error: so every check comes before the first write."""
+    plant, key, operation, expected = CORRUPTIONS[case]
+    client = own_redis.client()
+    client.flushall()
+    store = HistoryStore(connect(own_redis.url), ttl_seconds=3600, max_items=6)
+
+    async def scenario() -> None:
+        await store.create_conversation(OWNER, CONV, {"k": "v"}, turn("q0", "a0"))
+        first = (await store.load(OWNER, CONV)).items[0].id
+        plant(client, key)
+        before = snapshot(client)
+        if isinstance(expected, type):
+            with pytest.raises(expected) as failure:
+                await operation(store, first)
+            if expected is Corrupt:
+                assert "wrong type" in failure.value.message or "holds a" in failure.value.message \
+                    or "integer" in failure.value.message
+                assert as_api_error(failure.value).status == 500
+        else:
+            assert await operation(store, first) == expected
+        assert snapshot(client) == before, f"{case}: Redis changed"
+        await store.client.aclose()
+
+    run(scenario())

@@ -19,6 +19,12 @@ from tests.conftest import launch, tiny_args
 
 USERS = [f"user-{index}" for index in range(8)]
 
+# Ids of the shape the server issues (server/history/ids.py): the store refuses any other.
+CONV_C = "conv_" + b"c".hex().rjust(32, "0")
+CONV_F = "conv_" + b"f".hex().rjust(32, "0")
+RESP_1 = "resp_" + b"1".hex().rjust(32, "0")
+RESP_2 = "resp_" + b"2".hex().rjust(32, "0")
+
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedisCluster]:
@@ -43,20 +49,20 @@ def test_every_operation_works_with_users_spread_over_the_masters(cluster: Local
         limiter = RateLimiter(store.client, per_minute=60, burst=2)
         try:
             for user in USERS:
-                await store.create_conversation(user, "conv_c", {"k": "v"}, [MessageItem.of("system", "Hi.")])
-                assert await store.append(user, "conv_c", turn("q1", "a1"))
-                first = StoredResponse(id="resp_1", model="m", owner=user, input=turn("q", "a")[:1])
+                await store.create_conversation(user, CONV_C, {"k": "v"}, [MessageItem.of("system", "Hi.")])
+                assert await store.append(user, CONV_C, turn("q1", "a1"))
+                first = StoredResponse(id=RESP_1, model="m", owner=user, input=turn("q", "a")[:1])
                 await store.save_response(first)
-                second = StoredResponse(id="resp_2", model="m", owner=user, previous_response_id="resp_1")
-                assert await store.append(user, "conv_c", turn("q2", "a2"), second)
-                found = await store.load(user, "conv_c")
+                second = StoredResponse(id=RESP_2, model="m", owner=user, previous_response_id=RESP_1)
+                assert await store.append(user, CONV_C, turn("q2", "a2"), second)
+                found = await store.load(user, CONV_C)
                 assert [item.text() for item in found.items] == ["Hi.", "q1", "a1", "q2", "a2"]
-                chain = await store.response_chain(user, "resp_2")
-                assert [record.id for record in chain] == ["resp_1", "resp_2"]
-                assert [c.id for c in (await store.list_conversations(user, 10, None, True))[0]] == ["conv_c"]
-                assert await store.delete_item(user, "conv_c", found.items[1].id) is not None
+                chain = await store.response_chain(user, RESP_2)
+                assert [record.id for record in chain] == [RESP_1, RESP_2]
+                assert [c.id for c in (await store.list_conversations(user, 10, None, True))[0]] == [CONV_C]
+                assert await store.delete_item(user, CONV_C, found.items[1].id) is not None
                 assert [await limiter.take(user) for _ in range(3)][:2] == [0.0, 0.0]
-            assert await store.load("someone-else", "conv_c") is None
+            assert await store.load("someone-else", CONV_C) is None
         finally:
             await store.client.aclose()
 
@@ -72,19 +78,19 @@ def test_a_failover_of_the_users_master_loses_no_completed_turn(cluster: LocalRe
         completed: list[int] = []
         failed = 0
         try:
-            await store.create_conversation(user, "conv_f", {}, [])
+            await store.create_conversation(user, CONV_F, {}, [])
             for index in range(150):
                 if index == 30:  # the replica of the user's master takes over, mid-run
                     replica = cluster.replica_of(master)
                     with replica.client() as client:
                         client.execute_command("CLUSTER", "FAILOVER")
                 try:
-                    if await store.append(user, "conv_f", turn(f"q{index}", f"a{index}")):
+                    if await store.append(user, CONV_F, turn(f"q{index}", f"a{index}")):
                         completed.append(index)
                 except Unavailable:
                     failed += 1
                 await asyncio.sleep(0.01)
-            found = await store.load(user, "conv_f")
+            found = await store.load(user, CONV_F)
             return completed, failed, [item.text() for item in found.items]
         finally:
             await store.client.aclose()

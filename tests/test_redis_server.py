@@ -19,6 +19,10 @@ from server.history.redis_server import RedisServer, RedisServerError, redis_ser
 from server.history.store import HistoryStore, connect
 from server.settings import ServerSettings
 
+# Ids of the shape the server issues (server/history/ids.py): the store refuses any other.
+CONV_FAILOVER = "conv_" + b"failover".hex().rjust(32, "0")
+CONV_SENTINEL = "conv_" + b"sentinel".hex().rjust(32, "0")
+
 
 def alive(pid: int) -> bool:
     try:
@@ -89,12 +93,12 @@ def test_sentinel_url_finds_the_master(tmp_path: Path) -> None:
 
         async def through_sentinel() -> list[str]:
             store = HistoryStore(connect(f"redis+sentinel://127.0.0.1:{sentinel_port}/lima"), 0, 10)
-            await store.create_conversation("ivy", "conv_sentinel", {}, [])
+            await store.create_conversation("ivy", CONV_SENTINEL, {}, [])
             return [conversation.id for conversation in (await store.list_conversations("ivy", 5, None, True))[0]]
 
-        assert asyncio.run(through_sentinel()) == ["conv_sentinel"]
+        assert asyncio.run(through_sentinel()) == [CONV_SENTINEL]
         # It wrote to the master the sentinel named.
-        assert master.client().exists(HistoryStore.conversation_keys("ivy", "conv_sentinel")[0])
+        assert master.client().exists(HistoryStore.conversation_keys("ivy", CONV_SENTINEL)[0])
     finally:
         sentinel.send_signal(signal.SIGTERM)
         sentinel.wait(timeout=10)
@@ -117,14 +121,14 @@ def test_sentinel_failover_after_the_master_dies_loses_no_completed_turn(tmp_pat
             store = HistoryStore(connect(sentinels.url), ttl_seconds=0, max_items=5000)
             completed, failed, killed_at, recovered_at = [], 0, 0.0, 0.0
             try:
-                await store.create_conversation("ivy", "conv_failover", {}, [])
+                await store.create_conversation("ivy", CONV_FAILOVER, {}, [])
                 index = 0
                 while len(completed) < 60 or not recovered_at:
                     if index == 20:
                         sentinels.kill_master()
                         killed_at = time.monotonic()
                     try:
-                        await store.append("ivy", "conv_failover", [MessageItem.of("user", f"q{index}"),
+                        await store.append("ivy", CONV_FAILOVER, [MessageItem.of("user", f"q{index}"),
                                                                     MessageItem.of("assistant", f"a{index}")])
                         completed.append(index)
                         if killed_at and not recovered_at:
@@ -134,7 +138,7 @@ def test_sentinel_failover_after_the_master_dies_loses_no_completed_turn(tmp_pat
                     assert time.monotonic() - (killed_at or time.monotonic()) < 60, "no new master within 60 s"
                     index += 1
                     await asyncio.sleep(0.02)
-                found = await store.load("ivy", "conv_failover")
+                found = await store.load("ivy", CONV_FAILOVER)
                 return completed, failed, recovered_at - killed_at, [item.text() for item in found.items]
             finally:
                 await store.client.aclose()

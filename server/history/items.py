@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, model_validator
 from pydantic_core import PydanticCustomError
 
+from server.history.ids import FUNCTION_CALL, FUNCTION_CALL_OUTPUT, MESSAGE
 from server.protocol import (
     ChatMessage,
     ChatTool,
@@ -50,7 +51,7 @@ class MessageItem(Identified):
     """A message item: OpenAI's fields, then this server's extensions (when it was written, by which response,
     its token count, and how the answer ended), which the store keeps with it."""
 
-    id: str = Field(default_factory=lambda: new_id("msg_"))
+    id: str = Field(default_factory=lambda: new_id(MESSAGE))
     type: Literal["message"] = "message"
     role: ItemRole
     status: ItemStatus = "completed"
@@ -107,7 +108,7 @@ class InputMessage(BaseModel):
 class FunctionCallItem(Identified):
     """A call the model made (Responses API); its answer comes back as a FunctionCallOutputItem."""
 
-    id: str = Field(default_factory=lambda: new_id("fc_"))
+    id: str = Field(default_factory=lambda: new_id(FUNCTION_CALL))
     type: Literal["function_call"] = "function_call"
     call_id: str
     name: str
@@ -120,7 +121,7 @@ class FunctionCallItem(Identified):
 class FunctionCallOutputItem(Identified):
     """A function's result, sent by the client for the call with the same `call_id`."""
 
-    id: str = Field(default_factory=lambda: new_id("fco_"))
+    id: str = Field(default_factory=lambda: new_id(FUNCTION_CALL_OUTPUT))
     type: Literal["function_call_output"] = "function_call_output"
     call_id: str
     output: str
@@ -162,9 +163,17 @@ InputItem = Annotated[
 ]
 
 
+def issued_id(item: FunctionCallItem | FunctionCallOutputItem) -> FunctionCallItem | FunctionCallOutputItem:
+    """A call or output sent as input, under an id this server issues: like OpenAI, the server names what it
+    stores; an `id` the client sent (any string, perhaps one already in the conversation) is not kept."""
+    prefix = FUNCTION_CALL if isinstance(item, FunctionCallItem) else FUNCTION_CALL_OUTPUT
+    return item.model_copy(update={"id": new_id(prefix)})
+
+
 def input_items(given: Sequence[InputMessage | FunctionCallItem | FunctionCallOutputItem]) -> list[Item]:
-    """Input items as the store keeps them (messages in their stored shape; calls and outputs as they are)."""
-    return [item.to_item() if isinstance(item, InputMessage) else item for item in given]
+    """Input items as the store keeps them: messages in their stored shape, calls and outputs as they are, each
+    under a new id of the server's."""
+    return [item.to_item() if isinstance(item, InputMessage) else issued_id(item) for item in given]
 
 
 class ConversationCreate(BaseModel):
@@ -308,5 +317,5 @@ class ResponseRequest(SamplingFields):
     def input_items(self, count_tokens: Callable[[str], int]) -> list[Item]:
         """The input as stored items, each message with its token count."""
         given = [InputMessage(role="user", content=self.input)] if isinstance(self.input, str) else self.input
-        return [item.to_item(tokens=count_tokens(item.text())) if isinstance(item, InputMessage) else item
+        return [item.to_item(tokens=count_tokens(item.text())) if isinstance(item, InputMessage) else issued_id(item)
                 for item in given]

@@ -6,6 +6,7 @@ move one twice or lose one; a marker key makes later starts skip the scan."""
 import json
 import logging
 
+from server.history.ids import is_issued
 from server.history.store import HistoryStore, RedisClient
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ async def migrate_key_layout(client: RedisClient) -> tuple[int, int]:
             continue
         conversation_id = key.removeprefix("lima:conv:")
         raw_owner = await client.hget(key, "owner")
-        if raw_owner is None:
+        if raw_owner is None or not is_issued("conversation", conversation_id):  # no API route could reach it
             continue
         owner = raw_owner.decode() if isinstance(raw_owner, bytes) else str(raw_owner)
         new = HistoryStore.conversation_keys(owner, conversation_id)
@@ -62,9 +63,9 @@ async def migrate_key_layout(client: RedisClient) -> tuple[int, int]:
         if record is None:
             continue
         owner = json.loads(record).get("owner")
-        if owner is None:
-            continue
         response_id = key.removeprefix("lima:resp:")
+        if owner is None or not is_issued("response", response_id):
+            continue
         responses += await move_response(keys=[key, HistoryStore.response_key(owner, response_id)])
     stale = [raw async for raw in client.scan_iter(match="lima:user:*:convs", count=1000)]
     stale += [raw async for raw in client.scan_iter(match="lima:rate:*", count=1000)]

@@ -12,6 +12,7 @@ from typing import Any
 from model_prep.chat_format import Message
 from server.engine.wrapper import ChatEngine
 from server.failures import Invalid, NotFound
+from server.history.ids import is_issued
 from server.history.items import FunctionCallItem, Item, MessageItem
 from server.history.store import HistoryStore
 from server.protocol import json_or_text, template_role
@@ -121,9 +122,10 @@ def fit_prompt(
 async def stored_items(
     store: HistoryStore, owner: str, conversation_id: str | None, previous_response_id: str | None
 ) -> list[Item]:
-    """The items a new turn continues: a conversation's, or a previous_response_id chain's inputs and outputs."""
+    """The items a new turn continues: a conversation's, or a previous_response_id chain's inputs and outputs.
+    An id of a shape the server never issues names nothing: it is answered as a missing one, without a look."""
     if conversation_id is not None:
-        found = await store.load(owner, conversation_id)
+        found = await store.load(owner, conversation_id) if is_issued("conversation", conversation_id) else None
         if found is None:
             raise NotFound(
                 f"Conversation with id '{conversation_id}' not found.", param="conversation",
@@ -131,7 +133,8 @@ async def stored_items(
             )
         return found.items
     if previous_response_id is not None:
-        chain = await store.response_chain(owner, previous_response_id)
+        chain = await store.response_chain(owner, previous_response_id) \
+            if is_issued("response", previous_response_id) else None
         if chain is None:
             raise Invalid(  # OpenAI answers 400 here (a 404 is for the route's own id)
                 f"Previous response with id '{previous_response_id}' not found.",

@@ -12,7 +12,9 @@ one Redis Cluster slot, so each script and transaction below touches a single no
   lima:{u:<tag>}:rate                  HASH   the user's rate-limit bucket (engine/admission.py)
 
 Every write that belongs to one turn is one Lua script (scripts.py), so a turn is stored whole or not at all, and
-the owner check happens inside it: another user's id behaves exactly like a missing one.
+the owner check happens inside it: another user's id behaves exactly like a missing one. Each script checks
+everything (key types included) before its first write, so one that fails leaves Redis unchanged.
+Key names are built here only, from ids of the shape the server issues (ids.py): the builders refuse any other.
 """
 
 import functools
@@ -34,9 +36,19 @@ from redis.exceptions import BusyLoadingError, ConnectionError, ReadOnlyError, R
 
 from server import metrics
 from server.failures import Corrupt, Invalid, Unavailable
+from server.history.ids import checked, is_issued
 from server.history.items import ITEM, Item, MessageItem
 from server.history.objects import Conversation, StoredResponse
-from server.history.scripts import APPEND, DELETE_CONVERSATION, DELETE_ITEM, LOAD, RESPONSE_CHAIN, UPDATE_METADATA
+from server.history.scripts import (
+    APPEND,
+    CORRUPT,
+    CREATE,
+    DELETE_CONVERSATION,
+    DELETE_ITEM,
+    LOAD,
+    RESPONSE_CHAIN,
+    UPDATE_METADATA,
+)
 
 # What "the store is unavailable" means everywhere (503 for requests, fail-open for the rate limit).
 REDIS_UNAVAILABLE = (ConnectionError, TimeoutError, BusyLoadingError, ReadOnlyError, OSError)
@@ -54,6 +66,7 @@ class ConversationFull(Invalid):
 
 def store_errors_as_503(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
     """Redis down, restarting or read-only: a clear 503 for this request; the client reconnects on the next.
+    A key of the wrong type (a script's LIMA_CORRUPT check, or Redis' WRONGTYPE): Corrupt, naming what is wrong.
     Every operation is timed and every such failure counted (lima_history_* metrics)."""
 
     operation = method.__name__
@@ -72,6 +85,12 @@ def store_errors_as_503(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaita
                 "by this request; stateless /v1/chat/completions keeps working. Retry shortly.",
                 code="history_unavailable", retry_after=2,
             ) from exc
+        except ResponseError as exc:
+            if not str(exc).startswith(CORRUPT) and "WRONGTYPE" not in str(exc):
+                raise
+            metrics.HISTORY_ERRORS.labels(operation).inc()
+            what = str(exc).removeprefix(CORRUPT).strip() if str(exc).startswith(CORRUPT) else "a key of the wrong type"
+            raise Corrupt(f"The conversation store holds corrupt data ({what}); nothing was written.") from exc
         finally:
             metrics.HISTORY_LATENCY.labels(operation).observe(time.perf_counter() - started)
 
@@ -149,6 +168,7 @@ class HistoryStore:
         self.ttl = ttl_seconds
         self.max_items = max_items
         self._load = client.register_script(LOAD)
+        self._create = client.register_script(CREATE)
         self._append = client.register_script(APPEND)
         self._update_metadata = client.register_script(UPDATE_METADATA)
         self._delete_conversation = client.register_script(DELETE_CONVERSATION)
@@ -159,7 +179,8 @@ class HistoryStore:
 
     @staticmethod
     def conversation_keys(owner: str, conversation_id: str) -> list[str]:
-        base = f"{user_prefix(owner)}conv:{conversation_id}"
+        """A conversation's keys; NotFound for an id the server never issues (no route may reach Redis with one)."""
+        base = f"{user_prefix(owner)}conv:{checked('conversation', conversation_id)}"
         return [base, f"{base}:ids", f"{base}:items"]
 
     @staticmethod
@@ -168,7 +189,8 @@ class HistoryStore:
 
     @staticmethod
     def response_key(owner: str, response_id: str) -> str:
-        return f"{user_prefix(owner)}resp:{response_id}"
+        """A response record's key; NotFound for an id the server never issues."""
+        return f"{user_prefix(owner)}resp:{checked('response', response_id)}"
 
     async def ping(self) -> bool:
         try:
@@ -183,23 +205,20 @@ class HistoryStore:
         if len(items) > self.max_items:
             raise ConversationFull(conversation_id, self.max_items)
         now = now_ms()
-        conv, ids, item_hash = self.conversation_keys(owner, conversation_id)
         fields: dict[str, Any] = {
             "id": conversation_id, "owner": owner, "created_at": now // 1000, "updated_at": now,
             "metadata": json.dumps(metadata),
         }
         if preview := preview_of(items):
             fields["preview"] = preview
-        async with self.client.pipeline(transaction=True) as pipe:
-            pipe.hset(conv, mapping=cast(Any, fields))  # redis-py's Mapping key type is invariant
-            if items:
-                pipe.rpush(ids, *(item.id for item in items))
-                pipe.hset(item_hash, mapping={item.id: item.model_dump_json() for item in items})
-            pipe.zadd(self.user_index(owner), {conversation_id: now})
-            if self.ttl:
-                for key in (conv, ids, item_hash, self.user_index(owner)):
-                    pipe.expire(key, self.ttl)
-            await pipe.execute()
+        pairs = [value for item in items for value in (item.id, item.model_dump_json())]
+        created = await self._create(
+            keys=[*self.conversation_keys(owner, conversation_id), self.user_index(owner)],
+            args=[owner, conversation_id, self.ttl, now, now // 1000, fields["metadata"], preview_of(items), *pairs],
+        )
+        if not created:  # ids are uuid4s: only a store already holding this id's keys gets here
+            raise Corrupt(f"The conversation store already holds keys of the new conversation '{conversation_id}'; "
+                          "nothing was written.")
         return conversation_object({k.encode(): str(v).encode() for k, v in fields.items()})
 
     @store_errors_as_503
@@ -240,10 +259,9 @@ class HistoryStore:
     ) -> bool:
         """Add one turn's items (and its response record) atomically; False if the conversation is gone."""
         pairs = [value for item in items for value in (item.id, item.model_dump_json())]
-        response_id = response.id if response else "none"
         keys = self.conversation_keys(owner, conversation_id)
         count, *rev = await self._append(
-            keys=[*keys, self.user_index(owner), self.response_key(owner, response_id)],
+            keys=[*keys, self.user_index(owner), *([self.response_key(owner, response.id)] if response else [])],
             args=[owner, conversation_id, self.max_items, self.ttl, now_ms(), preview_of(items),
                   response.model_dump_json() if response else "", *pairs],
         )
@@ -273,6 +291,9 @@ class HistoryStore:
 
     @store_errors_as_503
     async def delete_item(self, owner: str, conversation_id: str, item_id: str) -> Conversation | None:
+        """The conversation after the item's removal; None if either is missing (an item id of another shape is)."""
+        if not is_issued("item", item_id):
+            return None
         fields = await self._delete_item(keys=self.conversation_keys(owner, conversation_id), args=[owner, item_id])
         return conversation_object(fields) if fields else None
 
@@ -283,15 +304,17 @@ class HistoryStore:
         """One page of the caller's conversations by last activity, and whether more follow."""
         index = self.user_index(owner)
         start = 0
-        if after is not None:
+        if after is not None and is_issued("conversation", after):  # an unknown cursor (or malformed): the top
             rank = await (self.client.zrevrank if newest_first else self.client.zrank)(index, after)
             start = 0 if rank is None else int(cast(int, rank)) + 1
         read = self.client.zrevrange if newest_first else self.client.zrange
         ids = [cast(bytes, raw).decode() for raw in await read(index, start, start + limit)]
         async with self.client.pipeline(transaction=False) as pipe:
             for conversation_id in ids[:limit]:
-                pipe.hgetall(self.conversation_keys(owner, conversation_id)[0])
-            hashes = await pipe.execute()
+                if is_issued("conversation", conversation_id):  # else read as expired, and dropped below
+                    pipe.hgetall(self.conversation_keys(owner, conversation_id)[0])
+            found = iter(await pipe.execute())
+            hashes = [next(found) if is_issued("conversation", cid) else {} for cid in ids[:limit]]
         expired = [cid for cid, fields in zip(ids, hashes, strict=False) if not fields]
         if expired:  # their keys timed out (TTL); drop them from the index too
             await self.client.zrem(index, *expired)
@@ -318,11 +341,9 @@ class HistoryStore:
     @store_errors_as_503
     async def response_chain(self, owner: str, response_id: str) -> list[StoredResponse] | None:
         """The response and its previous_response_id ancestors, oldest first; None if missing."""
-        try:
-            chain = await self._response_chain(keys=[self.response_key(owner, response_id)],
-                                               args=[f"{user_prefix(owner)}resp:", owner, self.max_items])
-        except ResponseError as exc:  # a record that is not JSON: treat as missing rather than fail the turn
-            raise Corrupt(f"Stored response chain is unreadable: {exc}") from exc
+        # A record that is not JSON, or a key of the wrong type on the way: Corrupt (store_errors_as_503).
+        chain = await self._response_chain(keys=[self.response_key(owner, response_id)],
+                                           args=[f"{user_prefix(owner)}resp:", owner, self.max_items])
         return [stored_record(raw) for raw in reversed(chain)] if chain else None
 
 

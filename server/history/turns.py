@@ -12,6 +12,7 @@ from typing import Any
 from server.engine.generation import ChoiceDelta, Generation
 from server.engine.tools import ToolCalling, ToolCallStream
 from server.failures import NotFound
+from server.history.ids import FUNCTION_CALL, MESSAGE
 from server.history.items import FunctionCallItem, Item, ItemStatus, MessageItem, OutputText
 from server.history.objects import IncompleteDetails, ResponseObject, ResponseUsage, StoredResponse
 from server.history.store import HistoryStore
@@ -43,7 +44,7 @@ class Turn:
     response: ResponseObject | None = None
     store_response: bool = False
     tools: ToolCalling | None = None
-    output_id: str = field(default_factory=lambda: new_id("msg_"))
+    output_id: str = field(default_factory=lambda: new_id(MESSAGE))
     parts: list[str] = field(default_factory=list)
     logprobs: list[TokenLogprob] = field(default_factory=list)
     finish_reason: str | None = None
@@ -84,7 +85,7 @@ class Turn:
 
     def call_item_id(self, index: int) -> str:
         """The function_call item id of the first choice's call `index` (the same streamed and stored)."""
-        return self.call_item_ids.setdefault(index, new_id("fc_"))
+        return self.call_item_ids.setdefault(index, new_id(FUNCTION_CALL))
 
     @property
     def persists(self) -> bool:
