@@ -76,7 +76,8 @@ async def open_store(state: ServerState, settings: ServerSettings, stack: AsyncE
             state.redis_server, url = server, server.url
         client = connect(url)
         stack.push_async_callback(client.aclose)
-        store = state.store = HistoryStore(client, settings.history_ttl_seconds, settings.history_max_items)
+        store = state.store = HistoryStore(client, settings.history_ttl_seconds, settings.history_max_items,
+                                           settings.max_conversations_per_user, settings.max_stored_bytes_per_user)
         if settings.rate_limit_per_minute:
             state.rate_limiter = RateLimiter(client, settings.rate_limit_per_minute, settings.rate_limit_burst)
         if state.api_keys.enabled and settings.auth_failures_per_window:

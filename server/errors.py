@@ -12,7 +12,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from server.failures import Corrupt, Failure, Invalid, NotFound, Overloaded, RateLimited, Unavailable
+from server.failures import (
+    Corrupt,
+    Failure,
+    Invalid,
+    NotFound,
+    Overloaded,
+    QuotaExceeded,
+    RateLimited,
+    Unavailable,
+)
 from server.protocol import ErrorBody, ErrorResponse
 
 log = logging.getLogger(__name__)
@@ -49,7 +58,8 @@ class APIError(Exception):
 
 
 FAILURE_STATUS: dict[type[Failure], int] = {
-    Invalid: 400, NotFound: 404, RateLimited: 429, Overloaded: 503, Unavailable: 503, Corrupt: 500,
+    Invalid: 400, NotFound: 404, QuotaExceeded: 403, RateLimited: 429, Overloaded: 503, Unavailable: 503,
+    Corrupt: 500,
 }
 
 

@@ -25,6 +25,11 @@ class RateLimited(Failure):
     """The caller sent more than their share."""
 
 
+class QuotaExceeded(Failure):
+    """The caller's stored history is at a per-user quota (conversations or bytes): nothing more is stored until
+    they delete some."""
+
+
 class Overloaded(Failure):
     """The server is at capacity: more generations in progress or queued than it takes."""
 

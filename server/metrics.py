@@ -50,6 +50,14 @@ HISTORY_ERRORS = Counter(
     ["operation"],
 )
 
+QUOTA_DECISIONS = Counter(
+    "lima_quota_decisions_total", "Per-user quota checks of writes to the conversation store (made only where the "
+    "cap is on): allowed, or refused (403 quota_exceeded); quota conversations or stored_bytes", ["quota", "outcome"],
+)
+for _quota in ("conversations", "stored_bytes"):  # the series exist at zero from the start, for alerts
+    for _outcome in ("allowed", "refused"):
+        QUOTA_DECISIONS.labels(_quota, _outcome)
+
 
 def metrics_text() -> tuple[bytes, str]:
     return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

@@ -96,6 +96,13 @@ class ServerSettings(BaseSettings):
                                        "last write; 0 = never", group="history", shown="2592000 (30 days)", ge=0)
     history_max_items: int = setting(1000, "items per conversation; a turn past it is refused (400), never trimmed",
                                      group="history", ge=2, le=5000)
+    max_conversations_per_user: int = setting(
+        10000, "conversations a user may hold; creating one more is refused (403 `quota_exceeded`) until they "
+        "delete some (expired ones do not count); 0 = no cap", group="history", ge=0)
+    max_stored_bytes_per_user: int = setting(
+        256 * 1024**2, "bytes of conversation items and stored responses a user may hold (counted in Redis as they "
+        "are written and removed); a write past it is refused (403 `quota_exceeded`); 0 = no cap",
+        group="history", shown="256 MiB", ge=0)
     api_keys: dict[str, str] = setting(description='JSON `{"user_id": "key", ...}` (a key may be `sha256:<hex>`), '
                                        "merged with the file; none = one local user, no auth", flag=None,
                                        group="history", shown="none", default_factory=dict)

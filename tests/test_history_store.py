@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import redis
+from prometheus_client import REGISTRY
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from harness.live_server import free_port
@@ -17,7 +18,7 @@ from lima.cli import main
 from model_prep.chat_format import Message, chat_token_ids
 from server.auth import APIKeys, read_keys_file
 from server.errors import APIError, as_api_error
-from server.failures import Corrupt, Invalid, NotFound, Unavailable
+from server.failures import Corrupt, Invalid, NotFound, QuotaExceeded, Unavailable
 from server.history.ids import (
     CONVERSATION,
     FUNCTION_CALL,
@@ -357,6 +358,7 @@ RESPONSE_ID = new_id(RESPONSE)
 conv_key, ids_key, items_key = HistoryStore.conversation_keys(OWNER, CONV)
 index_key = HistoryStore.user_index(OWNER)
 response_key = HistoryStore.response_key(OWNER, RESPONSE_ID)
+sizes_key = HistoryStore.sizes_key(OWNER)
 
 
 def planted_as(kind: str) -> Any:
@@ -370,6 +372,23 @@ def planted_as(kind: str) -> Any:
 
 def append_with_response(store: HistoryStore, _: str) -> Any:
     return store.append(OWNER, CONV, turn("q", "a"), StoredResponse(id=RESPONSE_ID, model="m", owner=OWNER))
+
+
+def capped(store: HistoryStore, conversations: int = 0, stored_bytes: int = 0) -> HistoryStore:
+    """The same store with per-user quotas (its conversation's two items take a few hundred bytes)."""
+    return HistoryStore(store.client, store.ttl, store.max_items, conversations, stored_bytes)
+
+
+def save_response(store: HistoryStore, _: str) -> Any:
+    return store.save_response(StoredResponse(id=RESPONSE_ID, model="m", owner=OWNER))
+
+
+def stale_entry(client: redis.Redis, key: str) -> None:
+    """An entry of a conversation that expired: a reconciliation would drop it, a refused write must not."""
+    if key == index_key:
+        client.zadd(key, {new_id(CONVERSATION): 1})
+    else:
+        client.hset(key, new_id(CONVERSATION), 50)
 
 
 # (what is planted, where, the operation (given the first item's id), what it must raise or return): each
@@ -397,6 +416,24 @@ CORRUPTIONS: dict[str, tuple[Any, str, Any, Any]] = {
     "delete item: revision not a number": (lambda c, k: c.hset(k, "rev", "1.5"), conv_key,
                                            lambda s, item: s.delete_item(OWNER, CONV, item), Corrupt),
     "load: ids are a string": (planted_as("string"), ids_key, lambda s, _: s.load(OWNER, CONV), Corrupt),
+    "append: sizes are a string": (planted_as("string"), sizes_key, append_with_response, Corrupt),
+    "append: a byte count not a number": (lambda c, k: c.hset(k, CONV, "x"), sizes_key, append_with_response,
+                                          Corrupt),
+    "append: over the byte quota": (stale_entry, sizes_key, lambda s, _: append_with_response(capped(s, 0, 100), _),
+                                    QuotaExceeded),
+    "create: over the conversation quota": (stale_entry, index_key, lambda s, _: capped(s, 1).create_conversation(
+        OWNER, NEW_CONV, {}, turn("q", "a")), QuotaExceeded),
+    "create: over the byte quota": (stale_entry, sizes_key, lambda s, _: capped(s, 0, 100).create_conversation(
+        OWNER, NEW_CONV, {}, turn("q", "a")), QuotaExceeded),
+    "save response: sizes are a list": (planted_as("list"), sizes_key, save_response, Corrupt),
+    "save response: over the byte quota": (stale_entry, sizes_key, lambda s, _: save_response(capped(s, 0, 100), _),
+                                           QuotaExceeded),
+    "delete response: sizes are a string": (planted_as("string"), sizes_key,
+                                            lambda s, _: s.delete_response(OWNER, RESPONSE_ID), Corrupt),
+    "delete conversation: a byte count not a number": (lambda c, k: c.hset(k, "total", "1e3"), sizes_key,
+                                                       lambda s, _: s.delete_conversation(OWNER, CONV), Corrupt),
+    "delete item: sizes are a string": (planted_as("string"), sizes_key,
+                                        lambda s, item: s.delete_item(OWNER, CONV, item), Corrupt),
     "response chain: response is a hash": (planted_as("hash"), response_key,
                                            lambda s, _: s.response_chain(OWNER, RESPONSE_ID), Corrupt),
 }
@@ -425,6 +462,123 @@ def test_a_failing_script_writes_nothing(own_redis: RedisServer, case: str) -> N
         else:
             assert await operation(store, first) == expected
         assert snapshot(client) == before, f"{case}: Redis changed"
+        await store.client.aclose()
+
+    run(scenario())
+
+
+def quota_decisions(quota: str, outcome: str) -> float:
+    return REGISTRY.get_sample_value("lima_quota_decisions_total", {"quota": quota, "outcome": outcome}) or 0.0
+
+
+def stored_bytes(client: redis.Redis, owner: str) -> dict[str, int]:
+    """What the user really stores, read key by key: conv id -> the HSTRLEN sum of its items hash, resp id -> the
+    record's STRLEN, and their total (what the sizes hash must say)."""
+    prefix = HistoryStore.user_index(owner).removesuffix("convs")
+    found: dict[str, int] = {}
+    for raw in client.scan_iter(f"{prefix}*"):
+        key = raw.decode()
+        if key.endswith(":items"):
+            found[key.split(":")[-2]] = sum(client.hstrlen(key, field) for field in client.hkeys(key))
+        elif key.startswith(f"{prefix}resp:"):
+            found[key.split(":")[-1]] = client.strlen(key)
+    return {**{name: size for name, size in found.items() if size}, "total": sum(found.values())}
+
+
+def sizes_hash(client: redis.Redis, owner: str) -> dict[str, int]:
+    return {k.decode(): int(v) for k, v in client.hgetall(HistoryStore.sizes_key(owner)).items()}
+
+
+def test_the_conversation_quota_refuses_past_the_cap_and_counts_expired_ones_out(own_redis: RedisServer) -> None:
+    client = own_redis.client()
+    client.flushall()
+    store = HistoryStore(connect(own_redis.url), ttl_seconds=3600, max_items=6, max_conversations_per_user=2)
+    first, second, third, fourth = (new_id(CONVERSATION) for _ in range(4))
+
+    async def scenario() -> None:
+        await store.create_conversation("quinn", first, {}, turn("q", "a"))
+        await store.create_conversation("quinn", second, {}, [])
+        await store.create_conversation("rae", third, {}, [])  # another user's count is their own
+        allowed, refused = quota_decisions("conversations", "allowed"), quota_decisions("conversations", "refused")
+        before = snapshot(client)
+        with pytest.raises(QuotaExceeded) as over:
+            await store.create_conversation("quinn", third, {}, turn("q", "a"))
+        assert snapshot(client) == before  # nothing written
+        failure = as_api_error(over.value)
+        assert (failure.status, failure.body.code, failure.body.type) == (403, "quota_exceeded", "permission_error")
+        assert failure.body.message == ("Conversation quota exceeded: 2 conversations per user "
+                                        "(--max-conversations-per-user). Delete conversations to make room.")
+        assert quota_decisions("conversations", "refused") == refused + 1
+        assert await store.delete_conversation("quinn", first)
+        await store.create_conversation("quinn", third, {}, [])  # room again
+        assert quota_decisions("conversations", "allowed") == allowed + 1
+        # `second` expires (its keys time out; the index entry lingers): it no longer counts, and leaves the index.
+        client.delete(*store.conversation_keys("quinn", second))
+        await store.create_conversation("quinn", fourth, {}, [])
+        assert sorted(m.decode() for m in client.zrange(store.user_index("quinn"), 0, -1)) == sorted([third, fourth])
+        with pytest.raises(QuotaExceeded):
+            await store.create_conversation("quinn", new_id(CONVERSATION), {}, [])
+        await store.client.aclose()
+
+    run(scenario())
+
+
+def test_stored_bytes_are_counted_exactly_capped_and_given_back(own_redis: RedisServer) -> None:
+    client = own_redis.client()
+    client.flushall()
+    cap = 6000
+    store = HistoryStore(connect(own_redis.url), ttl_seconds=3600, max_items=50, max_stored_bytes_per_user=cap)
+    conv, other, alone, chained = (new_id(CONVERSATION), new_id(CONVERSATION), new_id(RESPONSE), new_id(RESPONSE))
+
+    def counted() -> dict[str, int]:
+        assert sizes_hash(client, "sam") == stored_bytes(client, "sam")  # the counts are the stored bytes, exactly
+        return sizes_hash(client, "sam")
+
+    async def scenario() -> None:
+        await store.create_conversation("sam", conv, {}, [MessageItem.of("system", "Be brief."), *turn("q0", "é" * 50)])
+        await store.append("sam", conv, turn("q1", "a1"), StoredResponse(id=chained, model="m", owner="sam",
+                                                                       input=turn("q1", "a1")[:1]))
+        await store.save_response(StoredResponse(id=alone, model="m", owner="sam"))
+        await store.create_conversation("sam", other, {}, turn("x", "y"))
+        sizes = counted()
+        assert set(sizes) == {conv, other, alone, chained, "total"}
+        assert 0 < client.ttl(store.sizes_key("sam")) <= 3600
+        # Past the cap: refused whole, nothing written, the error names the limit and the usage.
+        allowed, refused = quota_decisions("stored_bytes", "allowed"), quota_decisions("stored_bytes", "refused")
+        before = snapshot(client)
+        big = turn("q2", "w" * (cap - sizes["total"]))
+        with pytest.raises(QuotaExceeded) as over:
+            await store.append("sam", conv, big, StoredResponse(id=new_id(RESPONSE), model="m", owner="sam"))
+        assert snapshot(client) == before
+        failure = as_api_error(over.value)
+        assert (failure.status, failure.body.code, failure.body.param) == (403, "quota_exceeded", "conversation")
+        assert "6,000 bytes per user (--max-stored-bytes-per-user)" in failure.body.message
+        assert f"{sizes['total']:,} are in use" in failure.body.message
+        with pytest.raises(QuotaExceeded):
+            await store.save_response(StoredResponse(id=new_id(RESPONSE), model="m", owner="sam",
+                                                     input=[MessageItem.of("user", "w" * cap)]))
+        with pytest.raises(QuotaExceeded):
+            await store.create_conversation("sam", new_id(CONVERSATION), {}, big)
+        assert snapshot(client) == before
+        assert quota_decisions("stored_bytes", "refused") == refused + 3
+        assert len((await store.load("sam", conv)).items) == 5
+        # Removals give the bytes back.
+        item = (await store.load("sam", conv)).items[2]
+        await store.delete_item("sam", conv, item.id)
+        assert counted()[conv] == sizes[conv] - len(item.model_dump_json().encode())
+        assert await store.delete_response("sam", alone) and not await store.delete_response("tom", chained)
+        assert alone not in counted()
+        assert await store.delete_conversation("sam", other)
+        assert set(counted()) == {conv, chained, "total"}  # the conversation's response records stay stored
+        # `conv` expires behind the store's back: its bytes count again once a write needs them.
+        fresh = turn("q", "w" * (cap - counted()[chained] - 600))  # 600: room for the JSON around the text
+        needed = sum(len(item.model_dump_json().encode()) for item in fresh)
+        client.delete(*store.conversation_keys("sam", conv))
+        assert sizes_hash(client, "sam")["total"] + needed > cap >= stored_bytes(client, "sam")["total"] + needed
+        await store.create_conversation("sam", other, {}, fresh)
+        assert set(sizes_hash(client, "sam")) == {other, chained, "total"}
+        assert counted()["total"] == sizes_hash(client, "sam")[chained] + needed
+        assert quota_decisions("stored_bytes", "allowed") == allowed + 1
         await store.client.aclose()
 
     run(scenario())

@@ -1,7 +1,9 @@
-"""Security on a real server with API keys (one tiny-model server for both): key guessing throttled per client
-address (X-Forwarded-For from the trusted loopback proxy stands for distinct clients), and a whole session leaves
-no key, no prompt and no answer text in the server's log."""
+"""Security on a real server with API keys (one tiny-model server for all): key guessing throttled per client
+address (X-Forwarded-For from the trusted loopback proxy stands for distinct clients), per-user quotas answered
+with 403 quota_exceeded and nothing stored, and a whole session leaves no key, no prompt and no answer text in the
+server's log."""
 
+import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +21,8 @@ SECRET_KEY = f"sk-live-{MARK}-keymark"  # the right key: its marker must never r
 WRONG_KEY = f"sk-wrong-{MARK}-guessmark"
 PROMPT_WORD = f"zebraquill{MARK}"  # a word no log has a reason to hold, unless it logs prompts
 LIMIT, WINDOW = 3, 60
+# Per-user quotas of the dedicated server: the session of the log test stays far below both.
+MAX_CONVERSATIONS, MAX_BYTES = 3, 64 * 1024
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +30,9 @@ def secured_server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactor
     keys_file = tmp_path_factory.mktemp("security") / "api_keys"
     keys_file.write_text(f"carol {SECRET_KEY}\n")
     args = tiny_args(tiny_model_dir, "--api-keys-file", str(keys_file), "--auth-failures-per-window", str(LIMIT),
-                     "--auth-failure-window-seconds", str(WINDOW), "--trusted-proxies", "127.0.0.1")
+                     "--auth-failure-window-seconds", str(WINDOW), "--trusted-proxies", "127.0.0.1",
+                     "--max-conversations-per-user", str(MAX_CONVERSATIONS), "--max-stored-bytes-per-user",
+                     str(MAX_BYTES))
     server = launch(args, "security.log", tmp_path_factory)
     try:
         yield server.wait_ready()
@@ -58,6 +64,44 @@ def test_wrong_keys_throttle_their_address_only(secured_server: LiveServer) -> N
                 - total(before, "lima_auth_failures_total", outcome=outcome))
 
     assert (grew("rejected_key"), grew("throttled")) == (LIMIT, 1)
+
+
+@pytest.mark.live
+def test_quotas_refuse_with_a_403_naming_the_limit_and_store_nothing(secured_server: LiveServer) -> None:
+    headers = {"Authorization": f"Bearer {SECRET_KEY}", "X-Forwarded-For": "203.0.113.30"}
+    api = httpx.Client(base_url=f"{secured_server.url}/v1", headers=headers, timeout=60)
+    before = scrape(secured_server.url)
+    created = [api.post("/conversations", json={}).json()["id"] for _ in range(MAX_CONVERSATIONS)]
+    refused = api.post("/conversations", json={})
+    assert refused.status_code == 403, refused.text
+    error = refused.json()["error"]
+    assert (error["code"], error["type"]) == ("quota_exceeded", "permission_error")
+    assert f"{MAX_CONVERSATIONS} conversations per user (--max-conversations-per-user)" in error["message"]
+    assert api.delete(f"/conversations/{created.pop(0)}").status_code == 200
+    created.append(api.post("/conversations", json={}).json()["id"])  # room again
+    # Fill the byte quota but ~1 kB (the item's JSON around the text): no turn fits any more.
+    conversation = created[-1]
+    filled = api.post(f"/conversations/{conversation}/items",
+                      json={"items": [{"role": "user", "content": "w" * (MAX_BYTES - 1200)}]})
+    assert filled.status_code == 200, filled.text
+    turn = {"model": "tiny", "conversation": conversation, "input": "Say hi. " * 40, "max_output_tokens": 4}
+    over = api.post("/responses", json=turn)
+    assert over.status_code == 403 and over.json()["error"]["code"] == "quota_exceeded", over.text
+    assert "--max-stored-bytes-per-user" in over.json()["error"]["message"]
+    # Streamed, the answer is generated before the turn is stored: the refusal comes as the stream's error event
+    # and response.failed (as conversation_full does).
+    streamed = api.post("/responses", json={**turn, "stream": True}).text
+    events = [json.loads(line.removeprefix("data: ")) for line in streamed.splitlines() if line.startswith("data: ")]
+    assert [event["code"] for event in events if event["type"] == "error"] == ["quota_exceeded"]
+    assert events[-1]["type"] == "response.failed"
+    assert len(api.get(f"/conversations/{conversation}/items").json()["data"]) == 1  # nothing stored
+    after = scrape(secured_server.url)
+    refusals = {quota: total(after, "lima_quota_decisions_total", quota=quota, outcome="refused")
+                - total(before, "lima_quota_decisions_total", quota=quota, outcome="refused")
+                for quota in ("conversations", "stored_bytes")}
+    assert refusals == {"conversations": 1, "stored_bytes": 2}
+    for conversation_id in created:  # the log test below starts from an empty quota
+        assert api.delete(f"/conversations/{conversation_id}").status_code == 200
 
 
 @pytest.mark.live

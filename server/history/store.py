@@ -9,6 +9,8 @@ one Redis Cluster slot, so each script and transaction below touches a single no
   lima:{u:<tag>}:conv:<conv_id>:items  HASH   item id -> item JSON (role, content, status, response id, ...)
   lima:{u:<tag>}:convs                 ZSET   conv_id scored by last write (ms): the user's conversation list
   lima:{u:<tag>}:resp:<resp_id>        STRING response JSON: owner, input and output items, previous_response_id
+  lima:{u:<tag>}:sizes                 HASH   conv_id -> bytes of its item JSON, resp_id -> bytes of that record,
+                                              total -> their sum: the stored-bytes quota (scripts.py)
   lima:{u:<tag>}:rate                  HASH   the user's rate-limit bucket (engine/admission.py)
 
 Every write that belongs to one turn is one Lua script (scripts.py), so a turn is stored whole or not at all, and
@@ -35,7 +37,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import BusyLoadingError, ConnectionError, ReadOnlyError, ResponseError, TimeoutError
 
 from server import metrics
-from server.failures import Corrupt, Invalid, Unavailable
+from server.failures import Corrupt, Invalid, QuotaExceeded, Unavailable
 from server.history.ids import checked, is_issued
 from server.history.items import ITEM, Item, MessageItem
 from server.history.objects import Conversation, StoredResponse
@@ -45,8 +47,10 @@ from server.history.scripts import (
     CREATE,
     DELETE_CONVERSATION,
     DELETE_ITEM,
+    DELETE_RESPONSE,
     LOAD,
     RESPONSE_CHAIN,
+    SAVE_RESPONSE,
     UPDATE_METADATA,
 )
 
@@ -62,6 +66,28 @@ class ConversationFull(Invalid):
             f"Conversation '{conversation_id}' already holds the maximum of {max_items} items; "
             "start a new conversation or delete items.", param="conversation", code="conversation_full",
         )
+
+# What the scripts answer when a write would pass a per-user quota (scripts.py).
+OVER_CONVERSATIONS, OVER_BYTES = -3, -4
+
+
+def conversation_quota_exceeded(most: int) -> QuotaExceeded:
+    return QuotaExceeded(
+        f"Conversation quota exceeded: {most:,} conversations per user (--max-conversations-per-user). "
+        "Delete conversations to make room.", code="quota_exceeded",
+    )
+
+
+def bytes_quota_exceeded(most: int, used: int, needed: int, param: str | None) -> QuotaExceeded:
+    return QuotaExceeded(
+        f"Stored history quota exceeded: {most:,} bytes per user (--max-stored-bytes-per-user); this request "
+        f"needs {needed:,} more and {used:,} are in use. Delete conversations or responses to make room.",
+        param=param, code="quota_exceeded",
+    )
+
+
+def decided(quota: str, allowed: bool) -> None:
+    metrics.QUOTA_DECISIONS.labels(quota, "allowed" if allowed else "refused").inc()
 
 
 def store_errors_as_503(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
@@ -163,10 +189,14 @@ class StoredConversation:
 
 
 class HistoryStore:
-    def __init__(self, client: RedisClient, ttl_seconds: int, max_items: int) -> None:
+    def __init__(self, client: RedisClient, ttl_seconds: int, max_items: int, max_conversations_per_user: int = 0,
+                 max_stored_bytes_per_user: int = 0) -> None:
+        """max_conversations_per_user, max_stored_bytes_per_user: the per-user quotas (0 = no cap)."""
         self.client = client
         self.ttl = ttl_seconds
         self.max_items = max_items
+        self.max_conversations = max_conversations_per_user
+        self.max_bytes = max_stored_bytes_per_user
         self._load = client.register_script(LOAD)
         self._create = client.register_script(CREATE)
         self._append = client.register_script(APPEND)
@@ -174,6 +204,8 @@ class HistoryStore:
         self._delete_conversation = client.register_script(DELETE_CONVERSATION)
         self._delete_item = client.register_script(DELETE_ITEM)
         self._response_chain = client.register_script(RESPONSE_CHAIN)
+        self._save_response = client.register_script(SAVE_RESPONSE)
+        self._delete_response = client.register_script(DELETE_RESPONSE)
         # conversation key -> (revision, items): this process's copy of recently used histories.
         self._cache: OrderedDict[str, tuple[int, list[Item]]] = OrderedDict()
 
@@ -186,6 +218,11 @@ class HistoryStore:
     @staticmethod
     def user_index(owner: str) -> str:
         return f"{user_prefix(owner)}convs"
+
+    @staticmethod
+    def sizes_key(owner: str) -> str:
+        """The user's stored-bytes counts (the byte quota): conv id / resp id -> bytes, and their `total`."""
+        return f"{user_prefix(owner)}sizes"
 
     @staticmethod
     def response_key(owner: str, response_id: str) -> str:
@@ -212,13 +249,26 @@ class HistoryStore:
         if preview := preview_of(items):
             fields["preview"] = preview
         pairs = [value for item in items for value in (item.id, item.model_dump_json())]
-        created = await self._create(
-            keys=[*self.conversation_keys(owner, conversation_id), self.user_index(owner)],
-            args=[owner, conversation_id, self.ttl, now, now // 1000, fields["metadata"], preview_of(items), *pairs],
+        created, *usage = await self._create(
+            keys=[*self.conversation_keys(owner, conversation_id), self.user_index(owner), self.sizes_key(owner)],
+            args=[owner, conversation_id, self.ttl, now, now // 1000, fields["metadata"], preview_of(items),
+                  self.max_conversations, self.max_bytes, user_prefix(owner), *pairs],
         )
+        if created == OVER_CONVERSATIONS:
+            decided("conversations", allowed=False)
+            raise conversation_quota_exceeded(self.max_conversations)
+        if created == OVER_BYTES:
+            if self.max_conversations:
+                decided("conversations", allowed=True)
+            decided("stored_bytes", allowed=False)
+            raise bytes_quota_exceeded(self.max_bytes, usage[0], usage[1], None)
         if not created:  # ids are uuid4s: only a store already holding this id's keys gets here
             raise Corrupt(f"The conversation store already holds keys of the new conversation '{conversation_id}'; "
                           "nothing was written.")
+        if self.max_conversations:
+            decided("conversations", allowed=True)
+        if self.max_bytes:
+            decided("stored_bytes", allowed=True)
         return conversation_object({k.encode(): str(v).encode() for k, v in fields.items()})
 
     @store_errors_as_503
@@ -261,15 +311,22 @@ class HistoryStore:
         pairs = [value for item in items for value in (item.id, item.model_dump_json())]
         keys = self.conversation_keys(owner, conversation_id)
         count, *rev = await self._append(
-            keys=[*keys, self.user_index(owner), *([self.response_key(owner, response.id)] if response else [])],
+            keys=[*keys, self.user_index(owner), self.sizes_key(owner),
+                  *([self.response_key(owner, response.id)] if response else [])],
             args=[owner, conversation_id, self.max_items, self.ttl, now_ms(), preview_of(items),
-                  response.model_dump_json() if response else "", *pairs],
+                  response.model_dump_json() if response else "", response.id if response else "", self.max_bytes,
+                  user_prefix(owner), *pairs],
         )
         if count == -2:
             raise ConversationFull(conversation_id, self.max_items)
+        if count == OVER_BYTES:
+            decided("stored_bytes", allowed=False)
+            raise bytes_quota_exceeded(self.max_bytes, rev[0], rev[1], "conversation")
         if count < 0:
             self._cache.pop(keys[0], None)
             return False
+        if self.max_bytes:
+            decided("stored_bytes", allowed=True)
         known_rev, known_items = self._cache.get(keys[0], (-1, []))
         if rev and known_rev == rev[0] - 1:  # nobody else wrote in between: the cache stays whole
             self._remember(keys[0], rev[0], [*known_items, *items])
@@ -286,7 +343,7 @@ class HistoryStore:
 
     @store_errors_as_503
     async def delete_conversation(self, owner: str, conversation_id: str) -> bool:
-        keys = [*self.conversation_keys(owner, conversation_id), self.user_index(owner)]
+        keys = [*self.conversation_keys(owner, conversation_id), self.user_index(owner), self.sizes_key(owner)]
         return bool(await self._delete_conversation(keys=keys, args=[owner, conversation_id]))
 
     @store_errors_as_503
@@ -294,7 +351,8 @@ class HistoryStore:
         """The conversation after the item's removal; None if either is missing (an item id of another shape is)."""
         if not is_issued("item", item_id):
             return None
-        fields = await self._delete_item(keys=self.conversation_keys(owner, conversation_id), args=[owner, item_id])
+        fields = await self._delete_item(keys=[*self.conversation_keys(owner, conversation_id), self.sizes_key(owner)],
+                                         args=[owner, item_id, conversation_id])
         return conversation_object(fields) if fields else None
 
     @store_errors_as_503
@@ -322,8 +380,15 @@ class HistoryStore:
 
     @store_errors_as_503
     async def save_response(self, record: StoredResponse) -> None:
-        await self.client.set(self.response_key(record.owner, record.id), record.model_dump_json(),
-                              ex=self.ttl or None)
+        """Store a response made outside a conversation (one script: the byte quota is checked and counted)."""
+        saved, *usage = await self._save_response(
+            keys=[self.response_key(record.owner, record.id), self.sizes_key(record.owner)],
+            args=[record.model_dump_json(), record.id, self.ttl, self.max_bytes, user_prefix(record.owner)],
+        )
+        if self.max_bytes:
+            decided("stored_bytes", allowed=saved != OVER_BYTES)
+        if saved == OVER_BYTES:
+            raise bytes_quota_exceeded(self.max_bytes, usage[0], usage[1], None)
 
     @store_errors_as_503
     async def get_response(self, owner: str, response_id: str) -> StoredResponse | None:
@@ -333,10 +398,9 @@ class HistoryStore:
 
     @store_errors_as_503
     async def delete_response(self, owner: str, response_id: str) -> bool:
-        if await self.get_response(owner, response_id) is None:
-            return False
-        await self.client.delete(self.response_key(owner, response_id))
-        return True
+        """False if missing or another user's (one script: the owner check and the byte count go with it)."""
+        return bool(await self._delete_response(keys=[self.response_key(owner, response_id), self.sizes_key(owner)],
+                                                args=[owner, response_id]))
 
     @store_errors_as_503
     async def response_chain(self, owner: str, response_id: str) -> list[StoredResponse] | None:
