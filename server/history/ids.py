@@ -4,7 +4,9 @@ anywhere near Redis: the exact shape `new_id` gives (a prefix, then the 32 lower
 A client cannot choose any of these ids: conversations, responses and items are named by the server (input items
 sent with an `id` of their own are given a new one, as OpenAI does). So anything of another shape cannot name a
 stored object, and is answered exactly as a well-formed id that names nothing: with the route's own "not found".
-Key names (store.py) are built from checked ids only; the key builders refuse any other.
+Key names (store.py) are built from checked ids only: the key builders refuse any other with `checked`'s
+not-found, which is the routes' own, so a route's path id needs no check of its own. Body fields whose missing
+answer differs (`conversation`, `previous_response_id` in history/prompt.py) check with `is_issued`.
 """
 
 import re
@@ -38,8 +40,8 @@ def is_issued(kind: Kind, value: object) -> bool:
 
 
 def checked(kind: Kind, value: str) -> str:
-    """`value` if it is an issued id of `kind`, else the kind's not-found failure: the last line of defence for
-    code that builds key names (routes answer malformed ids themselves, exactly like missing ones)."""
+    """`value` if it is an issued id of `kind`, else the kind's not-found failure, worded as the routes word a
+    missing id: what every key name is built through, so a malformed id never reaches Redis."""
     if not is_issued(kind, value):
         raise NotFound(f"{NOT_FOUND[kind]} with id '{value}' not found.", param=f"{kind}_id", code=f"{kind}_not_found")
     return value

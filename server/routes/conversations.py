@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from server.auth import UserDep
 from server.deps import StoreDep
 from server.errors import APIError
-from server.history.ids import CONVERSATION, is_issued
+from server.history.ids import CONVERSATION
 from server.history.items import ConversationCreate, ConversationUpdate, Item, ItemsCreate, input_items
 from server.history.objects import Conversation, Deleted, Page
 from server.protocol import ErrorResponse, new_id
@@ -30,14 +30,6 @@ def item_not_found(item_id: str) -> APIError:
     return APIError(404, f"Item with id '{item_id}' not found.", param="item_id", code="item_not_found")
 
 
-def issued(conversation_id: str) -> str:
-    """The path's conversation id, checked before anything reaches the store: an id of a shape the server never
-    issues is answered exactly as a well-formed one that names nothing (or someone else's)."""
-    if not is_issued("conversation", conversation_id):
-        raise not_found(conversation_id)
-    return conversation_id
-
-
 @router.post("")
 async def create_conversation(body: ConversationCreate, user: UserDep, store: StoreDep) -> Conversation:
     items = input_items(body.items)
@@ -54,7 +46,7 @@ async def list_conversations(
 
 @router.get("/{conversation_id}")
 async def get_conversation(conversation_id: str, user: UserDep, store: StoreDep) -> Conversation:
-    conversation = await store.get_conversation(user, issued(conversation_id))
+    conversation = await store.get_conversation(user, conversation_id)
     if conversation is None:
         raise not_found(conversation_id)
     return conversation
@@ -64,7 +56,7 @@ async def get_conversation(conversation_id: str, user: UserDep, store: StoreDep)
 async def update_conversation(
     conversation_id: str, body: ConversationUpdate, user: UserDep, store: StoreDep
 ) -> Conversation:
-    conversation = await store.update_metadata(user, issued(conversation_id), body.metadata)
+    conversation = await store.update_metadata(user, conversation_id, body.metadata)
     if conversation is None:
         raise not_found(conversation_id)
     return conversation
@@ -72,7 +64,7 @@ async def update_conversation(
 
 @router.delete("/{conversation_id}")
 async def delete_conversation(conversation_id: str, user: UserDep, store: StoreDep) -> Deleted:
-    if not await store.delete_conversation(user, issued(conversation_id)):
+    if not await store.delete_conversation(user, conversation_id):
         raise not_found(conversation_id)
     return Deleted(id=conversation_id, object="conversation.deleted")
 
@@ -82,15 +74,13 @@ async def list_items(
     conversation_id: str, user: UserDep, store: StoreDep, limit: Limit = 20, after: str | None = None,
     order: Order = "desc",
 ) -> Page[Item]:
-    found = await store.load(user, issued(conversation_id))
+    found = await store.load(user, conversation_id)
     if found is None:
         raise not_found(conversation_id)
     items = found.items if order == "asc" else found.items[::-1]
     start = 0
     if after is not None:
-        # A cursor of a shape no item has is an unknown one.
-        position = next((i for i, item in enumerate(items) if item.id == after), None) if is_issued("item", after) \
-            else None
+        position = next((i for i, item in enumerate(items) if item.id == after), None)
         if position is None:
             raise APIError(400, f"No item '{after}' in conversation '{conversation_id}'.", param="after")
         start = position + 1
@@ -100,17 +90,17 @@ async def list_items(
 @router.post("/{conversation_id}/items")
 async def add_items(conversation_id: str, body: ItemsCreate, user: UserDep, store: StoreDep) -> Page[Item]:
     items = input_items(body.items)
-    if not await store.append(user, issued(conversation_id), items):
+    if not await store.append(user, conversation_id, items):
         raise not_found(conversation_id)
     return Page.of(items, False)
 
 
 @router.get("/{conversation_id}/items/{item_id}")
 async def get_item(conversation_id: str, item_id: str, user: UserDep, store: StoreDep) -> Item:
-    found = await store.load(user, issued(conversation_id))
+    found = await store.load(user, conversation_id)
     if found is None:
         raise not_found(conversation_id)
-    item = next((item for item in found.items if item.id == item_id), None) if is_issued("item", item_id) else None
+    item = next((item for item in found.items if item.id == item_id), None)
     if item is None:
         raise item_not_found(item_id)
     return item
@@ -118,7 +108,7 @@ async def get_item(conversation_id: str, item_id: str, user: UserDep, store: Sto
 
 @router.delete("/{conversation_id}/items/{item_id}")
 async def delete_item(conversation_id: str, item_id: str, user: UserDep, store: StoreDep) -> Conversation:
-    conversation = await store.delete_item(user, issued(conversation_id), item_id)  # None for a malformed item id
+    conversation = await store.delete_item(user, conversation_id, item_id)
     if conversation is None:
         if await store.get_conversation(user, conversation_id) is None:
             raise not_found(conversation_id)

@@ -21,7 +21,7 @@ from server.engine.streaming import sse_response, until_disconnect
 from server.engine.tools import tool_calling
 from server.errors import APIError, as_api_error
 from server.failures import Failure, Invalid
-from server.history.ids import RESPONSE, is_issued
+from server.history.ids import RESPONSE
 from server.history.items import (
     ConversationRef,
     FunctionCallItem,
@@ -175,17 +175,9 @@ def response_not_found(response_id: str) -> APIError:
                     code="response_not_found")
 
 
-def issued(response_id: str) -> str:
-    """The path's response id, checked before anything reaches the store: an id of a shape the server never issues
-    is answered exactly as a well-formed one that names nothing (or someone else's)."""
-    if not is_issued("response", response_id):
-        raise response_not_found(response_id)
-    return response_id
-
-
 @router.get(f"{ROUTE}/{{response_id}}")
 async def get_response(response_id: str, user: UserDep, store: StoreDep) -> ResponseObject:
-    record = await store.get_response(user, issued(response_id))
+    record = await store.get_response(user, response_id)
     if record is None:
         raise response_not_found(response_id)
     return record.public()
@@ -196,7 +188,7 @@ async def list_input_items(
     response_id: str, user: UserDep, store: StoreDep, limit: Annotated[int, Query(ge=1, le=100)] = 20,
     order: Annotated[Literal["asc", "desc"], Query()] = "desc",
 ) -> Page[Item]:
-    record = await store.get_response(user, issued(response_id))
+    record = await store.get_response(user, response_id)
     if record is None:
         raise response_not_found(response_id)
     items = record.input if order == "asc" else record.input[::-1]
@@ -205,6 +197,6 @@ async def list_input_items(
 
 @router.delete(f"{ROUTE}/{{response_id}}")
 async def delete_response(response_id: str, user: UserDep, store: StoreDep) -> Deleted:
-    if not await store.delete_response(user, issued(response_id)):
+    if not await store.delete_response(user, response_id):
         raise response_not_found(response_id)
     return Deleted(id=response_id, object="response.deleted")
