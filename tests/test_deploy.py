@@ -131,6 +131,13 @@ def test_promtool_accepts_the_config_and_rules() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def ready(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
 @needs_prometheus
 def test_prometheus_scrapes_a_live_server_and_evaluates_the_rules(tiny_server: LiveServer, tmp_path: Path) -> None:
     exported = httpx.get(f"{tiny_server.url}/metrics").text
@@ -157,11 +164,15 @@ def test_prometheus_scrapes_a_live_server_and_evaluates_the_rules(tiny_server: L
                        json={"messages": [{"role": "user", "content": "Paris"}], "max_tokens": 8})
 
         def query(expression: str) -> list:
-            try:
-                return httpx.get(f"{api}/query", params={"query": expression}, timeout=5).json()["data"]["result"]
-            except httpx.TransportError:
-                return []
+            answer = httpx.get(f"{api}/query", params={"query": expression}, timeout=5)
+            assert answer.status_code == 200, answer.text
+            return answer.json()["data"]["result"]
 
+        # Prometheus answers 503 "Service Unavailable" until its storage is open: wait for /-/ready first.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not ready(f"http://127.0.0.1:{port}/-/ready"):
+            time.sleep(0.5)
+        assert ready(f"http://127.0.0.1:{port}/-/ready"), "Prometheus did not become ready in 60 s"
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and not query('lima_http_requests_total{route="/v1/chat/completions"}'):
             time.sleep(1)
