@@ -13,6 +13,7 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from unittest import mock
 
 import psutil
 import pytest
@@ -53,6 +54,8 @@ def pytest_configure(config: pytest.Config) -> None:
     home.mkdir(exist_ok=True)
     os.environ.update({"HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache"),
                        "XDG_CONFIG_HOME": str(home / ".config"), "XDG_DATA_HOME": str(home / ".local" / "share")})
+    # One compile cache for every server of the run (each has its own data directory): a model compiles once.
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(home / "compile-cache")
     # Orphans of the processes tests start (an engine whose server was killed, say) are re-parented here instead
     # of to init, so the end-of-run check finds every one of them.
     ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1)
@@ -99,6 +102,13 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     for process in alive:
         process.kill()
     session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture
+def restored_environment() -> Iterator[None]:
+    """os.environ as it was before the test (build_engine_args sets the CPU defaults' variables in-process)."""
+    with mock.patch.dict(os.environ):
+        yield
 
 
 @pytest.fixture(scope="session")

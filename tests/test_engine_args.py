@@ -8,9 +8,9 @@ import pytest
 from lima.cli.serve import serve_parser
 from server.engine.args import (
     EngineArgsError,
-    apply_cpu_defaults,
     build_engine_args,
     check_lora_modules,
+    cpu_defaults,
     cpu_dtype,
     cpu_flags,
     cpu_thread_binding,
@@ -19,6 +19,7 @@ from server.engine.args import (
 )
 
 GiB = 1024**3
+CACHE = Path("/data/compile-cache")
 # The flags of the two CPU kinds this project's machines have (abridged /proc/cpuinfo `flags`).
 AVX2_ONLY = frozenset({"sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni"})
 NATIVE_BF16 = {
@@ -26,6 +27,8 @@ NATIVE_BF16 = {
     "amx": AVX2_ONLY | {"avx512_bf16", "amx_tile", "amx_bf16"},
     "arm": frozenset({"fp", "asimd", "sve", "bf16"}),
 }
+
+pytestmark = pytest.mark.usefixtures("restored_environment")  # build_engine_args sets environment variables
 
 
 def test_every_vllm_flag_is_accepted_by_lima_serve() -> None:
@@ -44,17 +47,17 @@ def test_explicit_args_returns_only_what_was_typed() -> None:
 def test_cli_beats_settings_beats_cpu_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("VLLM_CPU_KVCACHE_SPACE", raising=False)
     args = build_engine_args(
-        "/models/m", {"max_model_len": 2048, "seed": 3}, {"max_model_len": 1024, "port": 1}, 2 * GiB
+        "/models/m", {"max_model_len": 2048, "seed": 3}, {"max_model_len": 1024, "port": 1}, 2 * GiB, CACHE
     )
     assert (args.max_model_len, args.seed, args.served_model_name) == (1024, 3, "m")
-    assert args.kv_cache_memory_bytes == 2 * GiB and args.enforce_eager is True
-    chosen = build_engine_args("/models/m", {"gpu_memory_utilization": 0.3, "enforce_eager": False}, {}, GiB)
-    assert chosen.kv_cache_memory_bytes is None and chosen.enforce_eager is False
+    assert args.kv_cache_memory_bytes == 2 * GiB and args.enforce_eager is False  # compiled: README's speed table
+    chosen = build_engine_args("/models/m", {"gpu_memory_utilization": 0.3, "enforce_eager": True}, {}, GiB, CACHE)
+    assert chosen.kv_cache_memory_bytes is None and chosen.enforce_eager is True
 
 
 def test_unknown_engine_setting_is_refused_by_name() -> None:
     with pytest.raises(EngineArgsError, match="tensor_paralel_size"):
-        build_engine_args("/models/m", {"tensor_paralel_size": 2}, {}, GiB)
+        build_engine_args("/models/m", {"tensor_paralel_size": 2}, {}, GiB, CACHE)
 
 
 def test_thread_binding_splits_allowed_cores_per_rank() -> None:
@@ -70,7 +73,7 @@ def test_multi_node_flags_pass_through_to_vllm() -> None:
     """Serving past one box is vLLM's own: pipeline (and tensor) parallelism over a Ray cluster. (This CPU has 2
     cores, one per rank, so the sizes here are small; on GPUs the README's recipe uses TP 8 x PP 2.)"""
     argv = ["--pipeline-parallel-size", "2", "--distributed-executor-backend", "ray"]
-    args = build_engine_args("/models/lima-65b", {}, explicit_args(serve_parser(), argv), GiB)
+    args = build_engine_args("/models/lima-65b", {}, explicit_args(serve_parser(), argv), GiB, CACHE)
     assert (args.pipeline_parallel_size, args.distributed_executor_backend) == (2, "ray")
 
 
@@ -83,9 +86,23 @@ def test_float32_without_native_bf16_the_checkpoints_dtype_with_it() -> None:
 
 
 def test_cpu_defaults_pick_the_dtype_from_the_flags() -> None:
-    assert apply_cpu_defaults({}, GiB, AVX2_ONLY)["dtype"] == "float32"
-    assert apply_cpu_defaults({}, GiB, NATIVE_BF16["amx"])["dtype"] == "auto"
-    assert apply_cpu_defaults({"dtype": "bfloat16"}, GiB, AVX2_ONLY)["dtype"] == "bfloat16"
+    assert cpu_defaults({}, GiB, CACHE, AVX2_ONLY, {})[0]["dtype"] == "float32"
+    assert cpu_defaults({}, GiB, CACHE, NATIVE_BF16["amx"], {})[0]["dtype"] == "auto"
+    assert cpu_defaults({"dtype": "bfloat16"}, GiB, CACHE, AVX2_ONLY, {})[0]["dtype"] == "bfloat16"
+
+
+def test_cpu_defaults_compile_with_a_kept_cache_and_run_one_worker_in_the_engine_process() -> None:
+    kwargs, env = cpu_defaults({}, GiB, CACHE, AVX2_ONLY, {})
+    assert "enforce_eager" not in kwargs  # vLLM's default: compiled
+    assert env == {"VLLM_CPU_NUM_OF_RESERVED_CPU": "0", "VLLM_USE_AOT_COMPILE": "0",
+                   "TORCHINDUCTOR_CACHE_DIR": str(CACHE), "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
+    _, eager = cpu_defaults({"enforce_eager": True}, GiB, CACHE, AVX2_ONLY, {})
+    assert "TORCHINDUCTOR_CACHE_DIR" not in eager and "VLLM_USE_AOT_COMPILE" not in eager
+    _, tp2 = cpu_defaults({"tensor_parallel_size": 2}, GiB, CACHE, AVX2_ONLY, {})
+    assert "VLLM_ENABLE_V1_MULTIPROCESSING" not in tp2 and "VLLM_CPU_OMP_THREADS_BIND" in tp2
+    _, chosen = cpu_defaults({}, GiB, CACHE, AVX2_ONLY, {"VLLM_ENABLE_V1_MULTIPROCESSING": "1",
+                                                        "TORCHINDUCTOR_CACHE_DIR": "/mine"})
+    assert "VLLM_ENABLE_V1_MULTIPROCESSING" not in chosen and "TORCHINDUCTOR_CACHE_DIR" not in chosen
 
 
 def test_cpu_flags_read_from_cpuinfo(tmp_path: Path) -> None:
@@ -105,8 +122,8 @@ def test_lora_modules_are_read_as_vllm_reads_them_and_checked_before_the_engine(
     adapter.mkdir()
     modules = lora_module_paths([f"a={adapter}"])
     with pytest.raises(EngineArgsError, match="--enable-lora"):
-        check_lora_modules(modules, build_engine_args("/models/m", {}, {}, GiB))
+        check_lora_modules(modules, build_engine_args("/models/m", {}, {}, GiB, CACHE))
     with pytest.raises(EngineArgsError, match=r"adapter_config\.json"):
-        check_lora_modules(modules, build_engine_args("/models/m", {}, {"enable_lora": True}, GiB))
+        check_lora_modules(modules, build_engine_args("/models/m", {}, {"enable_lora": True}, GiB, CACHE))
     (adapter / "adapter_config.json").write_text("{}")
-    check_lora_modules(modules, build_engine_args("/models/m", {}, {"enable_lora": True}, GiB))
+    check_lora_modules(modules, build_engine_args("/models/m", {}, {"enable_lora": True}, GiB, CACHE))

@@ -2,6 +2,7 @@
 also turns vLLM's request log on), and a loud banner when it is on. The live check: tests/test_security_live.py."""
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +12,10 @@ from server.app import build_app
 from server.engine.args import build_engine_args
 from server.engine.wrapper import ChatEngine
 from server.settings import ServerSettings
+
+CACHE = Path("/data/compile-cache")
+
+pytestmark = pytest.mark.usefixtures("restored_environment")  # build_engine_args sets environment variables
 
 
 def access_record(path: str) -> logging.LogRecord:
@@ -52,12 +57,12 @@ def test_prompts_are_logged_only_with_log_prompts(log_prompts: bool, caplog: pyt
 
 
 def test_log_prompts_turns_on_vllms_request_log_and_a_banner(caplog: pytest.LogCaptureFixture) -> None:
-    assert build_engine_args("/models/m", {}, {}, 2**30).enable_log_requests is False
-    assert build_engine_args("/models/m", {}, {}, 2**30, log_prompts=True).enable_log_requests is True
+    assert build_engine_args("/models/m", {}, {}, 2**30, CACHE).enable_log_requests is False
+    assert build_engine_args("/models/m", {}, {}, 2**30, CACHE, log_prompts=True).enable_log_requests is True
     with caplog.at_level(logging.WARNING, logger="server.app"):
-        build_app(ServerSettings(api_keys={"ann": "sk-ann"}), build_engine_args("/models/m", {}, {}, 2**30))
+        build_app(ServerSettings(api_keys={"ann": "sk-ann"}), build_engine_args("/models/m", {}, {}, 2**30, CACHE))
     assert "--log-prompts IS ON" not in caplog.text
     with caplog.at_level(logging.WARNING, logger="server.app"):
         build_app(ServerSettings(api_keys={"ann": "sk-ann"}, log_prompts=True),
-                  build_engine_args("/models/m", {}, {}, 2**30))
+                  build_engine_args("/models/m", {}, {}, 2**30, CACHE))
     assert "--log-prompts IS ON" in caplog.text

@@ -79,7 +79,7 @@ def serve(argv: Sequence[str]) -> int:
     model = given.get("model") or settings.model or str(ensure_default_model(settings.data_dir))
     try:
         engine_args = build_engine_args(model, settings.engine_args, given, settings.cpu_kv_cache_bytes,
-                                        settings.log_prompts)
+                                        settings.data_dir / "compile-cache", settings.log_prompts)
         check_lora_modules(lora_module_paths(settings.lora_modules), engine_args)
     except EngineArgsError as exc:
         parser.error(str(exc))
