@@ -2,6 +2,7 @@
 
 import os
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -16,6 +17,7 @@ from server.engine.args import (
     cpu_thread_binding,
     explicit_args,
     lora_module_paths,
+    system_tcmalloc,
 )
 
 GiB = 1024**3
@@ -92,7 +94,7 @@ def test_cpu_defaults_pick_the_dtype_from_the_flags() -> None:
 
 
 def test_cpu_defaults_compile_with_a_kept_cache_and_run_one_worker_in_the_engine_process() -> None:
-    kwargs, env = cpu_defaults({}, GiB, CACHE, AVX2_ONLY, {})
+    kwargs, env = cpu_defaults({}, GiB, CACHE, AVX2_ONLY, {"LD_PRELOAD": ""})
     assert "enforce_eager" not in kwargs  # vLLM's default: compiled
     assert env == {"VLLM_CPU_NUM_OF_RESERVED_CPU": "0", "VLLM_USE_AOT_COMPILE": "0",
                    "TORCHINDUCTOR_CACHE_DIR": str(CACHE), "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
@@ -103,6 +105,15 @@ def test_cpu_defaults_compile_with_a_kept_cache_and_run_one_worker_in_the_engine
     _, chosen = cpu_defaults({}, GiB, CACHE, AVX2_ONLY, {"VLLM_ENABLE_V1_MULTIPROCESSING": "1",
                                                         "TORCHINDUCTOR_CACHE_DIR": "/mine"})
     assert "VLLM_ENABLE_V1_MULTIPROCESSING" not in chosen and "TORCHINDUCTOR_CACHE_DIR" not in chosen
+
+
+def test_the_systems_tcmalloc_is_preloaded_into_the_engine_unless_ld_preload_is_set() -> None:
+    tcmalloc = system_tcmalloc()
+    _, env = cpu_defaults({}, GiB, CACHE, AVX2_ONLY, {})
+    assert env.get("LD_PRELOAD") == tcmalloc  # absent on a machine without one: nothing preloaded
+    assert "LD_PRELOAD" not in cpu_defaults({}, GiB, CACHE, AVX2_ONLY, {"LD_PRELOAD": "/x/libjemalloc.so"})[1]
+    with mock.patch("ctypes.util.find_library", return_value=None):
+        assert "LD_PRELOAD" not in cpu_defaults({}, GiB, CACHE, AVX2_ONLY, {})[1]
 
 
 def test_cpu_flags_read_from_cpuinfo(tmp_path: Path) -> None:

