@@ -6,12 +6,14 @@ The prompts are the first user turns of model_prep/sample (29 training examples 
 Both servers run the embedded default model; `lima` has today's defaults, each --lima variant what it says
 (default: `before`, the defaults up to 2026-12-01: eager, the worker in a process of its own). Greedy decoding
 (temperature 0) so that any difference comes from the arithmetic, not from sampling. Prints how many answers
-are identical, where the others first differ, and writes every answer to --out for reading side by side.
+are identical, where the others first differ, how many end by themselves and how much they repeat, and writes
+every answer to --out for reading side by side.
 """
 
 import argparse
 import json
 import os
+import statistics
 import sys
 from pathlib import Path
 
@@ -22,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.serve import start_servers
 from model_prep.checkpoints.default_model import DEFAULT_MODEL_NAME, ensure_default_model
 
+END_OF_TURN = "<|im_end|>"  # SmolLM2's, returned as the answer's last token when it ends by itself
 SAMPLES = Path(__file__).resolve().parent.parent / "model_prep" / "sample"
 
 
@@ -37,6 +40,12 @@ def answer(url: str, prompt: str, max_tokens: int) -> list[str]:
             "max_tokens": max_tokens, "logprobs": True}
     choice = httpx.post(f"{url}/v1/chat/completions", json=body, timeout=300).raise_for_status().json()["choices"][0]
     return [entry["token"] for entry in choice["logprobs"]["content"]]
+
+
+def repeated_4grams(tokens: list[str]) -> float:
+    words = "".join(tokens).split()
+    grams = [tuple(words[i:i + 4]) for i in range(len(words) - 3)]
+    return 1 - len(set(grams)) / len(grams) if grams else 0.0
 
 
 def main() -> None:
@@ -59,6 +68,10 @@ def main() -> None:
     args.out.write_text(json.dumps({"prompts": prompts(args.prompts),
                                     "answers": {name: ["".join(tokens) for tokens in texts]
                                                 for name, texts in answers.items()}}, indent=1))
+    for name, texts in answers.items():  # the two signs of a small model going wrong: no end, and loops
+        ended = sum(END_OF_TURN in tokens for tokens in texts)
+        print(f"{name}: {ended} of {len(texts)} answers end (end-of-turn) within {args.max_tokens} tokens; "
+              f"repeated 4-grams {statistics.mean(map(repeated_4grams, texts)):.1%} of an answer's on average")
     ours = answers["lima"]
     for name in answers.keys() - {"lima"}:
         theirs = answers[name]
