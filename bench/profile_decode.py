@@ -6,7 +6,7 @@ The engine runs in-process (VLLM_ENABLE_V1_MULTIPROCESSING=0) so that one profil
 model, the sampler and the detokenizer together; `lima serve` runs the same engine in its own process, so the
 difference between this tok/s and bench/serve.py's single-stream figure is the process hop, HTTP and SSE.
 Prints: decode ms per token; torch's profiler grouped by kind of operator (self CPU time per token; the rest
-of the wall time is Python); and with --py-spy, where the Python stacks are (sampled at 250 Hz) grouped by
+of the wall time is Python); and with --py-spy, where the Python stacks are (sampled at 100 Hz) grouped by
 the engine stage they are in. Sampling is LIMA's (temperature 0.7, top_p 0.9, repetition penalty 1.2).
 """
 
@@ -41,13 +41,14 @@ OPERATOR_KINDS = [
      r"copy_|^aten::(to|_to_copy|empty|empty_strided|zeros|clone|contiguous|cat|fill_|resize_)$"),
 ]
 
-# py-spy stack frames -> engine stage, innermost match wins (function names of vLLM 0.32's v1 engine).
+# py-spy stack frames ("function (file:line)") -> engine stage, innermost match wins (vLLM 0.32's v1 engine).
 STAGES = [
-    ("sampler", r"\b(sample|apply_penalties|apply_top_k_top_p|compute_logprobs|Sampler)\b|sampler\.py"),
-    ("model forward: lm_head/logits", r"\bcompute_logits\b|logits_processor"),
-    ("model forward: attention", r"Attention\.forward|attention|attn"),
-    ("model forward: MLP", r"MLP\.forward|mlp"),
-    ("model forward: other (norms, embedding)", r"\bforward\b"),
+    ("sampler (penalties, top-p, sampling)", r"sampler|/sample/"),
+    ("model: lm_head / logits", r"compute_logits|logits_processor|vocab_parallel_embedding"),
+    ("model: linear layers", r"layers/linear\.py|layers/utils\.py"),
+    ("model: attention", r"attention"),
+    ("model: norms, rotary, activation", r"layernorm|rotary|activation"),
+    ("model: other (layer glue)", r"\bforward\b|/models/"),
     ("input preparation", r"_prepare_inputs|_update_states|prepare_inputs|_build_attention_metadata|_preprocess"),
     ("scheduler", r"schedule|update_from_output|kv_cache_manager"),
     ("detokenizer, output processing", r"detokeni|output_processor|process_outputs|_validate_and_add_requests"),
@@ -124,7 +125,7 @@ def run_under_py_spy(args: argparse.Namespace) -> None:
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "stacks.txt"
-        command = [py_spy, "record", "--format", "raw", "--rate", "250", "--output", str(raw), "--",
+        command = [py_spy, "record", "--format", "raw", "--rate", "100", "--output", str(raw), "--",
                    sys.executable, __file__, "--sampled", "--dtype", args.dtype, "--tokens", str(args.tokens),
                    "--repeats", str(args.repeats), "--data-dir", str(args.data_dir), args.engine]
         subprocess.run(command, check=True)
