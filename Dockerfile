@@ -10,7 +10,7 @@ ARG CUDA_IMAGE=nvidia/cuda:12.8.1-runtime-ubuntu24.04
 
 # Runtime bases: slim Python for the CPU, CUDA's runtime (with its Python 3.12) for the GPU.
 FROM python:3.11-slim AS base-cpu
-RUN apt-get update && apt-get install -y --no-install-recommends libnuma1 libtcmalloc-minimal4 curl \
+RUN apt-get update && apt-get install -y --no-install-recommends libnuma1 curl \
     && rm -rf /var/lib/apt/lists/*
 
 FROM ${CUDA_IMAGE} AS base-gpu

