@@ -4,7 +4,7 @@
 
 The prompts are the first user turns of model_prep/sample (29 training examples + the first of the dev set).
 Both servers run the embedded default model; `lima` has today's defaults, each --lima variant what it says
-(default: `before`, the defaults up to 2026-12-01: eager, the worker in a process of its own). Greedy decoding
+(default: `compiled`, vLLM's compiled CPU path with the worker inside the engine process). Greedy decoding
 (temperature 0) so that any difference comes from the arithmetic, not from sampling. Prints how many answers
 are identical, where the others first differ, how many end by themselves and how much they repeat, and writes
 every answer to --out for reading side by side.
@@ -50,7 +50,7 @@ def repeated_4grams(tokens: list[str]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--lima", nargs="+", default=["before=VLLM_ENABLE_V1_MULTIPROCESSING=1 --enforce-eager"])
+    parser.add_argument("--lima", nargs="+", default=["compiled=VLLM_ENABLE_V1_MULTIPROCESSING=0 --no-enforce-eager"])
     parser.add_argument("--prompts", type=int, default=30)
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--data-dir", type=Path, default=Path(os.environ.get("LIMA_DATA_DIR", ".cache/lima")))
