@@ -114,7 +114,6 @@ def cpu_defaults(
     return kwargs, {name: value for name, value in env.items() if name not in environ}
 
 
-
 def build_engine_args(
     model: str, settings_args: dict[str, Any], cli_args: dict[str, Any], cpu_kv_cache_bytes: int,
     compile_cache_dir: Path, log_prompts: bool = False,
