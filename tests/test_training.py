@@ -99,7 +99,7 @@ def test_sample_set_rows(tmp_path: Path) -> None:
     assert not any(c.multi_turn for c in load_conversations(SAMPLE, multi_turn=False))
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"conversations": ["only a question"]}\n')
-    with pytest.raises(DataError, match="row 0"):
+    with pytest.raises(DataError, match=r"bad\.jsonl:1"):
         load_conversations(bad)
     bad.write_text('{"conversations": ["q", "a"]}\nnot json\n')
     with pytest.raises(DataError, match=r"bad\.jsonl:2"):

@@ -4,7 +4,7 @@ import argparse
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from lima.cli.errors import refuse
+from lima.cli.errors import USER_ERRORS, refuse
 from lima.cli.prep_data import add_data_commands, run_data
 from lima.cli.prep_eval import add_eval_commands, run_eval
 from model_prep.checkpoints import DTYPES, WRITTEN_DTYPE
@@ -28,16 +28,11 @@ def add_train_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def run_training(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from pydantic import ValidationError
-
     from model_prep.train.config import TrainConfig, build_config
     from model_prep.train.recipe import train
 
     overrides = {name: getattr(args, name) for name in TrainConfig.model_fields if hasattr(args, name)}
-    try:
-        config = build_config(args.preset, args.config, overrides)
-    except (ValidationError, ValueError, OSError) as exc:
-        return refuse("train", exc)
+    config = build_config(args.preset, args.config, overrides)
     print(f"lima prep train: last checkpoint {train(config)}")
     return 0
 
@@ -47,18 +42,18 @@ def run_select(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
 
     from model_prep.train.select import select
 
+    if args.server and not args.dev_data:
+        parser.error("--server needs --dev-data: the prompts (and answers, for the loss) to ask")
     try:
         if args.server:
-            if not args.dev_data:
-                parser.error("--server needs --dev-data: the prompts (and answers, for the loss) to ask")
             from model_prep.train.served_dev import answer_dev_from_server
 
             answered = answer_dev_from_server(args.run, args.server, args.dev_data, args.api_key,
                                               args.dev_max_new_tokens)
             print(f"dev set answered by the server for epochs {', '.join(map(str, answered))}")
         print(select(args.run, args.epoch, args.rule, args.first, args.last))
-    except (FileNotFoundError, ValueError, openai.APIError) as exc:
-        parser.error(str(exc))
+    except openai.APIError as exc:
+        return refuse("select", exc)
     return 0
 
 
@@ -71,12 +66,9 @@ def run_merge(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 def run_import(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from model_prep.checkpoints.decoding import LIMA_DECODING
-    from model_prep.checkpoints.gguf_import import GGUFImportError, import_gguf
+    from model_prep.checkpoints.gguf_import import import_gguf
 
-    try:
-        print(import_gguf(args.gguf, args.out, args.dtype, LIMA_DECODING if args.decoding == "lima" else None))
-    except (GGUFImportError, FileNotFoundError) as exc:
-        parser.error(str(exc))
+    print(import_gguf(args.gguf, args.out, args.dtype, LIMA_DECODING if args.decoding == "lima" else None))
     return 0
 
 
@@ -84,10 +76,7 @@ def run_default_model(args: argparse.Namespace, parser: argparse.ArgumentParser)
     from model_prep.checkpoints.default_model import ensure_default_model
     from server.settings import ServerSettings
 
-    try:
-        print(ensure_default_model(args.data_dir or ServerSettings().data_dir))
-    except FileNotFoundError as exc:
-        parser.error(str(exc))
+    print(ensure_default_model(args.data_dir or ServerSettings().data_dir))
     return 0
 
 
@@ -131,4 +120,9 @@ def prep(argv: Sequence[str]) -> int:
     add_data_commands(commands.add_parser("data", help="build the train/dev/test sets or the ablation sets"))
     add_eval_commands(commands.add_parser("eval", help="the paper's evaluations against OpenAI-compatible endpoints"))
     args = parser.parse_args(argv)
-    return HANDLERS[args.command](args, parser)
+    try:
+        return HANDLERS[args.command](args, parser)
+    except USER_ERRORS as exc:
+        name = " ".join(filter(None, (args.command, getattr(args, "data_command", None),
+                                      getattr(args, "eval_command", None))))
+        return refuse(name, exc)

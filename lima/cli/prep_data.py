@@ -4,8 +4,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from lima.cli.errors import refuse
-
 
 def add_data_commands(parser: argparse.ArgumentParser) -> None:
     from model_prep.curation.build import ABLATIONS, Counts
@@ -41,26 +39,27 @@ def add_data_commands(parser: argparse.ArgumentParser) -> None:
 
 
 def run_data(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from pydantic import ValidationError
-
+    """Bad flags, files and configs are refused in one line by `lima prep` (lima/cli/errors.py)."""
     from model_prep.curation.build import BuildConfig, Counts, ablation, build, problems
 
-    try:
-        if args.data_command == "audit":
-            from model_prep.curation.audit import SPLITS, audit
+    if args.data_command == "audit":
+        from model_prep.curation.audit import SPLITS, audit
 
-            audit(args.out, tuple(args.split or SPLITS), args.only_marked)
-            return 0
-        given = {key: value for key, value in vars(args).items() if key in BuildConfig.model_fields}
-        counts = dict(item.split("=", 1) for item in getattr(args, "count", []))
-        config = BuildConfig(**given, counts=Counts(**counts))
-        if args.data_command == "ablation":
-            for path in ablation(args.kind, args.sizes, config):
-                print(path)
-            return 0
-        report = build(config)
-    except (ValidationError, ValueError, OSError) as exc:
-        return refuse(f"data {args.data_command}", exc)
+        audit(args.out, tuple(args.split or SPLITS), args.only_marked)
+        return 0
+    given = {key: value for key, value in vars(args).items() if key in BuildConfig.model_fields}
+    counts = {}
+    for item in getattr(args, "count", []):
+        name, equals, number = item.partition("=")
+        if not equals:
+            raise ValueError(f"--count {item}: expected NAME=N, names: {', '.join(Counts.model_fields)}")
+        counts[name] = number
+    config = BuildConfig(**given, counts=Counts(**counts))
+    if args.data_command == "ablation":
+        for path in ablation(args.kind, args.sizes, config):
+            print(path)
+        return 0
+    report = build(config)
     print(f"lima prep data build: {report['splits']} -> {config.out} (report.md, lengths.png, sites.png)")
     found = problems(report)
     for problem in found:

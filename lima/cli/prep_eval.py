@@ -3,8 +3,6 @@
 import argparse
 from pathlib import Path
 
-from lima.cli.errors import refuse
-
 
 def add_eval_commands(parser: argparse.ArgumentParser) -> None:
     from model_prep.evaluate.config import PROTOCOLS
@@ -32,39 +30,35 @@ def add_eval_commands(parser: argparse.ArgumentParser) -> None:
 
 
 def run_eval(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Bad flags, files and configs are refused in one line by `lima prep` (lima/cli/errors.py)."""
     import asyncio
     import json
 
-    from pydantic import ValidationError
-
     from model_prep.evaluate.config import Endpoint, EvalConfig
 
-    try:
-        if args.eval_command == "agreement":
-            from model_prep.evaluate.agreement import read_labels
-            from model_prep.evaluate.stats import tie_discounted_accuracy
+    if args.eval_command == "agreement":
+        from model_prep.evaluate.agreement import read_labels
+        from model_prep.evaluate.stats import tie_discounted_accuracy
 
-            print(json.dumps(tie_discounted_accuracy(read_labels(args.first), read_labels(args.second))))
-            return 0
-        from model_prep.evaluate.run import run
-        from model_prep.train.config import read_config_file
+        print(json.dumps(tie_discounted_accuracy(read_labels(args.first), read_labels(args.second))))
+        return 0
+    from model_prep.evaluate.run import run
+    from model_prep.train.config import read_config_file
 
-        fields = read_config_file(args.config) if args.config else {}
-        flags = {"out": args.out, "test": args.test, "safety_prompts": args.safety_prompts,
-                 "dialogues": args.dialogues, "multiturn_api": args.multiturn_api, "samples": args.samples,
-                 "concurrency": args.concurrency, "limit": args.limit, "protocols": args.protocols}
-        fields.update({key: value for key, value in flags.items() if value is not None})
-        if args.candidate:
-            fields["candidate"] = Endpoint.parse(args.candidate)
-        if args.baseline:
-            fields["baselines"] = [Endpoint.parse(spec) for spec in args.baseline]
-        if args.judge:
-            fields["judge"] = Endpoint.parse(args.judge)
-        if args.max_tokens:
-            fields["decoding"] = {**fields.get("decoding", {}), "max_tokens": args.max_tokens}
-        summary = asyncio.run(run(EvalConfig(**fields)))
-    except (ValidationError, ValueError, OSError) as exc:
-        return refuse(f"eval {args.eval_command}", exc)
+    fields = read_config_file(args.config) if args.config else {}
+    flags = {"out": args.out, "test": args.test, "safety_prompts": args.safety_prompts,
+             "dialogues": args.dialogues, "multiturn_api": args.multiturn_api, "samples": args.samples,
+             "concurrency": args.concurrency, "limit": args.limit, "protocols": args.protocols}
+    fields.update({key: value for key, value in flags.items() if value is not None})
+    if args.candidate:
+        fields["candidate"] = Endpoint.parse(args.candidate)
+    if args.baseline:
+        fields["baselines"] = [Endpoint.parse(spec) for spec in args.baseline]
+    if args.judge:
+        fields["judge"] = Endpoint.parse(args.judge)
+    if args.max_tokens:
+        fields["decoding"] = {**fields.get("decoding", {}), "max_tokens": args.max_tokens}
+    summary = asyncio.run(run(EvalConfig(**fields)))
     print(f"lima prep eval run: results in {fields['out']} (summary.json, report.md); "
           f"{summary['calls_failed_this_run']} calls failed and are left for a rerun")
     return 0

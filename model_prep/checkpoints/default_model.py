@@ -35,6 +35,8 @@ def default_model_dir(data_dir: Path) -> Path:
 def ensure_default_model(data_dir: Path) -> Path:
     """The converted checkpoint directory, converting once (~30 s) if it is not cached yet. A copy converted by an
     earlier version with other decoding defaults gets the current ones."""
+    if data_dir.exists() and not data_dir.is_dir():  # before a 30 s conversion that could not be written
+        raise NotADirectoryError(f"data directory {data_dir}: not a directory")
     out = default_model_dir(data_dir)
     if not (out / "config.json").is_file():
         from model_prep.checkpoints.gguf_import import import_gguf  # torch and transformers load only to convert

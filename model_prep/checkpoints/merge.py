@@ -15,6 +15,8 @@ from model_prep.train.end_of_turn import embedding_rows
 def base_with_adapter(adapter_dir: Path, base: str | None = None) -> PeftModel:
     """The base model (resized to the adapter's tokenizer: a new <EOT> row is replaced by the trained
     embeddings the adapter carries) with the adapter applied, in float32."""
+    if not (adapter_dir / "adapter_config.json").is_file():  # else peft looks for it on a model hub
+        raise FileNotFoundError(f"{adapter_dir}: no adapter_config.json: not a LoRA run's epoch directory")
     base = base or PeftConfig.from_pretrained(str(adapter_dir)).base_model_name_or_path
     tokenizer = AutoTokenizer.from_pretrained(adapter_dir)
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)

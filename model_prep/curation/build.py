@@ -67,6 +67,15 @@ class BuildConfig(BaseModel):
             raise ValueError("no source given: pass at least one of stackexchange, wikihow, reddit, sni, authored")
         return self
 
+    @model_validator(mode="after")
+    def keep_lists_exist(self) -> "BuildConfig":
+        """A person's hand choice must not be ignored because its file name was mistyped."""
+        for name in ("keep_writing_prompts", "keep_ask_reddit", "keep_dialogues"):
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise ValueError(f"--{name.replace('_', '-')} {path}: no such file")
+        return self
+
 
 def read_keep_list(path: Path | None) -> list[str] | None:
     if path is None:

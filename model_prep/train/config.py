@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from model_prep.train.data import SAMPLE
+from model_prep.train.data import SAMPLE, DataFormat
 
 
 class TrainConfig(BaseModel):
@@ -14,6 +14,7 @@ class TrainConfig(BaseModel):
 
     model: str
     data: str = str(SAMPLE)
+    data_format: DataFormat = Field("auto", description="lima, openai, sharegpt or alpaca; auto: from the first record")
     output_dir: Path = Path("artifacts/train")
     multi_turn: bool = True  # include the dialogue rows (the paper's dialogue model)
     epochs: int = Field(15, ge=1)
@@ -39,7 +40,7 @@ class TrainConfig(BaseModel):
     lora_dropout: float = Field(0.05, ge=0, lt=1)
     # The paper's checkpoint choice: after each epoch, dev loss and sampled answers (LIMA decoding) to the dev
     # prompts are saved in epoch-NN/dev.json, for `lima prep select`.
-    dev_data: str | None = Field(None, description="LIMA-format dev rows (the paper: 50 prompts)")
+    dev_data: str | None = Field(None, description="dev rows in any training format (the paper: 50 prompts)")
     dev_max_new_tokens: int = Field(2048, ge=1, description="answer length for dev prompts")
     # Experiment trackers through accelerate (tensorboard, wandb, mlflow, ...): loss, lr and tokens/s per step,
     # dev loss per epoch, the config as hyperparameters. TensorBoard writes to OUT/logs/<project>. Unset: the
@@ -69,16 +70,27 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
-    """A TOML or YAML file of TrainConfig fields."""
+    """A TOML or YAML file of TrainConfig fields; a file that does not parse to a table is refused by name."""
+    if path.suffix not in (".toml", ".yaml", ".yml"):
+        raise ValueError(f"{path}: a config file is .toml, .yaml or .yml")
+    text = path.read_text(encoding="utf-8")
     if path.suffix == ".toml":
         import tomllib
 
-        return tomllib.loads(path.read_text())
-    if path.suffix in (".yaml", ".yml"):
+        try:
+            fields: object = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"{path}: not TOML ({exc})") from exc
+    else:
         import yaml
 
-        return yaml.safe_load(path.read_text()) or {}
-    raise ValueError(f"{path}: a config file is .toml, .yaml or .yml")
+        try:
+            fields = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{path}: not YAML ({' '.join(str(exc).split())})") from exc
+    if not isinstance(fields, dict):
+        raise ValueError(f"{path}: expected a table of fields (name = value), got {type(fields).__name__}")
+    return fields
 
 
 def build_config(preset: str | None, config_file: Path | None, overrides: dict[str, Any]) -> TrainConfig:

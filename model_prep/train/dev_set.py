@@ -10,7 +10,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from model_prep.chat_format import IGNORE, Example, Message, chat_token_ids, encode_example
 from model_prep.checkpoints.decoding import LIMA_DECODING
 from model_prep.train.batching import micro_batches, summed_loss
-from model_prep.train.data import load_conversations
+from model_prep.train.data import Conversation, load_conversations
 
 
 @dataclass
@@ -20,7 +20,11 @@ class DevSet:
 
     @classmethod
     def load(cls, source: str, tokenizer: PreTrainedTokenizerBase, max_tokens: int) -> "DevSet":
-        conversations = load_conversations(source)
+        """The dev rows of `source`, in any training format (found from its first record)."""
+        return cls.of(load_conversations(source), tokenizer, max_tokens)
+
+    @classmethod
+    def of(cls, conversations: list[Conversation], tokenizer: PreTrainedTokenizerBase, max_tokens: int) -> "DevSet":
         examples = [encode_example(tokenizer, c.messages, max_tokens) for c in conversations]
         return cls([c.messages[:-1] for c in conversations], [e for e in examples if e is not None])
 

@@ -29,7 +29,7 @@ from model_prep.checkpoints.atomic import write_atomically
 from model_prep.checkpoints.decoding import generation_config
 from model_prep.train.batching import micro_batches, summed_loss
 from model_prep.train.config import TrainConfig
-from model_prep.train.data import load_conversations
+from model_prep.train.data import Conversation, DataError, load_conversations
 from model_prep.train.dev_set import DevSet, evaluate
 from model_prep.train.end_of_turn import install_end_of_turn, spread_rows
 from model_prep.train.residual_dropout import add_residual_dropout
@@ -65,15 +65,21 @@ def batches(examples: list[Example], batch_size: int, seed: int) -> list[list[Ex
     return [[examples[i] for i in order[start:start + batch_size]] for start in range(0, len(order), batch_size)]
 
 
-def encode_all(config: TrainConfig, tokenizer: PreTrainedTokenizerBase) -> list[Example]:
-    conversations = load_conversations(config.data, config.multi_turn)[: config.max_examples]
+def training_conversations(config: TrainConfig) -> list[Conversation]:
+    return load_conversations(config.data, config.multi_turn, config.data_format)[: config.max_examples]
+
+
+def encode_all(config: TrainConfig, tokenizer: PreTrainedTokenizerBase,
+               conversations: list[Conversation] | None = None) -> list[Example]:
+    if conversations is None:
+        conversations = training_conversations(config)
     examples = [encode_example(tokenizer, c.messages, config.max_tokens) for c in conversations]
     kept = [e for e in examples if e is not None]
     if len(kept) < len(examples):
         log.warning("%d conversations had no assistant token within %d tokens and were left out",
                      len(examples) - len(kept), config.max_tokens)
     if not kept:
-        raise ValueError(f"no training examples in {config.data}")
+        raise DataError(f"{config.data}: no conversation has an assistant token within {config.max_tokens} tokens")
     return kept
 
 
@@ -137,7 +143,12 @@ def save_checkpoint(directory: Path, model: torch.nn.Module, tokenizer: PreTrain
 
 
 def train(config: TrainConfig) -> Path:
-    """Run the recipe; returns the directory of the last epoch's checkpoint."""
+    """Run the recipe; returns the directory of the last epoch's checkpoint. The data is read first, so a bad
+    file is refused before any model is loaded."""
+    conversations = training_conversations(config)
+    dev_conversations = load_conversations(config.dev_data) if config.dev_data else None
+    if ("/" in config.model or config.model.startswith(".")) and not Path(config.model).is_dir():
+        raise DataError(f"--model {config.model}: no such model directory")
     accelerator = Accelerator(
         mixed_precision="bf16" if config.precision == "bf16" or (config.precision == "auto" and
                                                                  torch.cuda.is_available()) else "no",
@@ -171,8 +182,8 @@ def train(config: TrainConfig) -> Path:
     add_residual_dropout(model, config.residual_dropout)  # on the attention/MLP blocks, which LoRA leaves in place
     if config.lora_rank:
         model = with_lora(model, config, base)
-    examples = encode_all(config, tokenizer)
-    dev = DevSet.load(config.dev_data, tokenizer, config.max_tokens) if config.dev_data else None
+    examples = encode_all(config, tokenizer, conversations)
+    dev = DevSet.of(dev_conversations, tokenizer, config.max_tokens) if dev_conversations else None
 
     steps_per_epoch = math.ceil(len(examples) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
