@@ -13,7 +13,7 @@ class TrainConfig(BaseModel):
     """Defaults are the paper's (65B recipe); `PRESETS` holds its 7B ablation recipe."""
 
     model: str
-    data: str = str(SAMPLE)
+    data: str = Field(str(SAMPLE), description="training rows: JSON lines or a JSON array, Parquet, a datasets id")
     data_format: DataFormat = Field("auto", description="lima, openai, sharegpt or alpaca; auto: from the first record")
     output_dir: Path = Path("artifacts/train")
     multi_turn: bool = True  # include the dialogue rows (the paper's dialogue model)
