@@ -3,25 +3,28 @@
 - `wikihowAll.csv` (the summarisation dump): one article per row, `headline,title,text`.
 - `wikihowSep.csv`: one row per paragraph, `overview,headline,text,sectionLabel,title`; the rows of an article
   follow each other and are joined back into it (overview, then each section's paragraphs).
-- scraped CSVs with `title,heading,paragraph`: one row per section, joined the same way.
+- scraped CSVs with `title,heading,paragraph`: one row per section or per step, joined the same way. A scrape
+  of the live site carries its residue (citation marks, reference badges, title suffixes, each step's heading
+  repeated over its paragraph): wikihow_clean.py takes it out, and an article that still shows some is dropped.
 - JSON lines or a JSON array of objects with `title` and `text`.
 A `category` column, where there is one, is used; without it every article is drawn from one pool (the report
 says so).
 
 Sampling is the paper's: a category first (uniformly), then an article in it. Two streaming passes keep
 memory flat: the first counts articles per category, the second reservoir-samples in each category as many
-articles as its draws asked for (with a margin for the ones the clean-up rejects).
+articles as its draws asked for (with a margin for the ones the clean-up rejects). Every clean-up is counted in
+the report (articles it changed, with examples), and so is every article dropped.
 """
 
 import csv
 import json
 import random
-import re
 import sys
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
+from model_prep.curation import wikihow_clean as clean
 from model_prep.curation.records import Candidate, Tally, json_lines
 from model_prep.curation.text import plain_links_removed
 
@@ -30,8 +33,11 @@ LICENCE = "CC BY-NC-SA 3.0 (wikiHow)"
 NO_CATEGORY = "(none)"
 MIN_CHARS = 200
 OVERSAMPLE = 3
-_THIS_ARTICLE = re.compile(r"\bThis article\b")
-_SECTIONS = re.compile(r"\n(Tips|Warnings|Things You'll Need|References|Sources and Citations|Video)\n.*", re.S)
+# The answer's clean-ups, in order: sections first (a "Tips" heading over "Tips for..." still ends the article),
+# citations before headings (a footnote mark must not hide a heading's repeat).
+BODY_CLEAN_UPS: tuple[tuple[str, Callable[[str], clean.Change]], ...] = (
+    (clean.SECTIONS, clean.sections_removed), (clean.CITATIONS, clean.citations_removed),
+    (clean.REPEATED_HEADING, clean.repeated_headings_removed), (clean.THIS_ARTICLE, clean.this_article_rewritten))
 # The CSV layouts read, by the columns they need: an article per row, or a paragraph or section per row.
 ARTICLE_COLUMNS = ("title", "text")
 PARAGRAPH_COLUMNS = ("title", "text", "sectionlabel")
@@ -114,15 +120,39 @@ def category(row: dict[str, str]) -> str:
     return str(row.get("category") or NO_CATEGORY).split(",")[0].strip() or NO_CATEGORY
 
 
-def as_candidate(row: dict[str, str], line: int, path: Path) -> Candidate | None:
-    title = " ".join(str(row["title"]).split()).rstrip("?.")
+def cleaned(tally: Tally, rule: str, clean_up: Callable[[str], clean.Change], text: str) -> str:
+    """The text after one clean-up, counted under its rule when it changed anything."""
+    text, example = clean_up(text)
+    if example:
+        tally.rewrite(SOURCE, rule, example)
+    return text
+
+
+def prompt(title: str, tally: Tally) -> str:
+    """The paper's prompt, "How to cook an omelette?": the title without the site's suffixes, "How to" in front
+    (a title that lacks it gets it, its first letter lowered)."""
+    title = cleaned(tally, clean.TITLE_SUFFIX, clean.title_suffix_removed, " ".join(title.split()))
+    title = cleaned(tally, clean.TITLE_COUNT, clean.count_made_how_to, title).rstrip("?.")
     if not title.lower().startswith("how to"):
-        title = f"How to {title[0].lower()}{title[1:]}"
+        title = f"How to {title[:1].lower()}{title[1:]}"
+    return f"{title}?"
+
+
+def as_candidate(row: dict[str, str], line: int, path: Path, tally: Tally) -> Candidate | None:
+    """The article as an example, or None (counted in the report) when clean-up leaves it too short or some
+    of the scrape is still in it."""
+    asked = prompt(str(row["title"]), tally)
     body = "\n".join(part for part in (str(row.get("headline") or "").strip(), str(row["text"]).strip()) if part)
-    body = _SECTIONS.sub("", plain_links_removed(_THIS_ARTICLE.sub("The following answer", body)))
-    if len(body) < MIN_CHARS:
+    for rule, clean_up in BODY_CLEAN_UPS:
+        body = cleaned(tally, rule, clean_up, body)
+    body = plain_links_removed(body)
+    if found := clean.residue(asked) or clean.residue(body):
+        tally.remove(SOURCE, f"scrape residue left: {found.rule}", found.context)
         return None
-    return Candidate(conversations=[f"{title}?", body], source=SOURCE,
+    if len(body) < MIN_CHARS:
+        tally.remove(SOURCE, f"shorter than {MIN_CHARS} chars after clean-up")
+        return None
+    return Candidate(conversations=[asked, body], source=SOURCE,
                      provenance={"file": path.name, "line": line, "category": category(row), "licence": LICENCE,
                                  "filters": [f"at least {MIN_CHARS} chars", "links and images removed"]})
 
@@ -156,9 +186,8 @@ def sample(path: Path, count: int, seed: int, tally: Tally) -> list[Candidate]:
         for line, row in sorted(reservoirs[name], key=lambda item: item[0]):
             if taken == wanted[name]:
                 break
-            candidate = as_candidate(row, line, path)
+            candidate = as_candidate(row, line, path, tally)
             if candidate is None:
-                tally.remove(SOURCE, f"shorter than {MIN_CHARS} chars after clean-up")
                 continue
             chosen.append(candidate)
             taken += 1
