@@ -4,10 +4,14 @@ Under an answer, the asker's comments are follow-up questions and the answerer's
 turns; comments by anyone else are skipped, and consecutive comments by one person are one turn. In time order,
 a dialogue is the question, the answer, then each follow-up that asks something (it has a "?") with the reply
 that comes after it; it ends at the first follow-up that is not a question ("Thanks, that worked!") or gets no
-reply. The answer goes through the answer style rules (style.py); each reply through the same rules except the
-first person (comments are written in it: the paper's authors edited these dialogues by hand, and so should a
-person here: the candidates say `edit_needed`). A reply that breaks a rule ends the dialogue before its
-exchange. What is left needs at least `min_exchanges` exchanges, the first one included.
+reply. The answer goes through the answer style rules (style.py). Each turn then loses its talk about the post
+(meta_talk.py: "I've updated my answer", "see my edit", "mark it as the solution"; a follow-up only its edit and
+site talk), the sentence or clause cut, counted as a rewrite and listed in the row's `edited_turns`; a reply
+with nothing left, or a follow-up left with no question, ends the dialogue. What is left of a reply goes through
+the answer rules except the first person (comments are written in it: the paper's authors edited these
+dialogues by hand, and so should a person here: the candidates say `edit_needed`). A reply that breaks a rule
+ends the dialogue before its exchange. What is left needs at least `min_exchanges` exchanges, the first one
+included.
 
 Comments.xml is streamed once per site; only the comments of the site's threads are held.
 """
@@ -16,7 +20,7 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 
-from model_prep.curation import style
+from model_prep.curation import meta_talk, style
 from model_prep.curation.records import Candidate, Tally
 from model_prep.curation.stackexchange import DIALOGUE_SOURCE as SOURCE
 from model_prep.curation.stackexchange import LICENCE, Site, Thread, iter_rows
@@ -81,6 +85,7 @@ def dialogue(site: str, thread: Thread, comments: list[Comment], tally: Tally, m
         tally.remove(SOURCE, f"answer: {answer.failed.rule}", answer.failed.context)
         return None
     conversation = [thread.prompt, answer.text]
+    edits: list[dict[str, object]] = []  # what the meta-talk rule cut from the turns kept
     ending = "the asker asked no follow-up question"
     chain = turns_of(thread, comments)
     while chain and chain[0][0] == "assistant":  # the answerer's notes before any follow-up have no question
@@ -89,16 +94,33 @@ def dialogue(site: str, thread: Thread, comments: list[Comment], tally: Tally, m
         if "?" not in question.text:
             ending = "the asker's next comment asks nothing"
             break
+        asked = meta_talk.trim(question, meta_talk.FOLLOW_UP)
+        if "?" not in asked.text.text:
+            ending = f"follow-up: {meta_talk.META_TALK}"
+            tally.remove(SOURCE, f"exchange cut at a follow-up that breaks a rule: {meta_talk.META_TALK}",
+                         asked.cuts[0].example)
+            break
         if reply is None:
             ending = "the answerer did not reply to the follow-up"
             break
-        checked = style.review(reply[1], REPLY_RULES)
-        if checked.failed is not None:
-            ending = f"reply: {checked.failed.rule}"
-            tally.remove(SOURCE, f"exchange cut at a reply that breaks a rule: {checked.failed.rule}",
-                         checked.failed.context)
+        answered = meta_talk.trim(reply[1])
+        if answered.cuts and not meta_talk.meaningful(answered.text.text):
+            ending = f"reply: {meta_talk.META_TALK}"
+            tally.remove(SOURCE, f"exchange cut at a reply that breaks a rule: {meta_talk.META_TALK}",
+                         answered.cuts[0].example)
             break
-        conversation += [question.text, checked.text]
+        checked = style.review(answered.text, REPLY_RULES)
+        failed = checked.failed if checked.text else checked.rewrites[0]  # a one-line reply's cut leaves nothing
+        if failed is not None:
+            ending = f"reply: {failed.rule}"
+            tally.remove(SOURCE, f"exchange cut at a reply that breaks a rule: {failed.rule}", failed.context)
+            break
+        for turn, (role, trimmed) in enumerate((("follow-up", asked), ("reply", answered)), len(conversation)):
+            edits += [{"turn": turn, "role": role, "rule": meta_talk.META_TALK, "removed": cut.removed}
+                      for cut in trimmed.cuts]
+            if trimmed.cuts:
+                tally.rewrite(SOURCE, f"{role}: {meta_talk.META_TALK}", trimmed.cuts[0].example)
+        conversation += [asked.text.text, checked.text]
     if len(conversation) < 2 * min_exchanges:
         tally.remove(SOURCE, f"fewer than {min_exchanges} exchanges: {ending}")
         return None
@@ -106,7 +128,8 @@ def dialogue(site: str, thread: Thread, comments: list[Comment], tally: Tally, m
         conversations=conversation, source=SOURCE, score=thread.question_score + len(conversation),
         provenance={"site": site, "question_id": thread.question_id, "answer_id": thread.answer_id,
                     "answer_score": thread.answer_score, "asker": thread.asker, "answerer": thread.answerer,
-                    "exchanges": len(conversation) // 2, "edit_needed": True, "licence": LICENCE},
+                    "exchanges": len(conversation) // 2, "edit_needed": True, "edited_turns": edits,
+                    "licence": LICENCE},
     )
 
 
