@@ -3,8 +3,10 @@
 LIMA kept answers that read as a helpful assistant's reply: not in the first person, and not leaning on what a
 chat has no place for: the site's comments, other answers or questions, other users, other sites, thanks, edit
 notes, credits, or a picture or link the clean-up removed. Each rule is a pattern over the answer's prose (code
-is never matched). Where a small cut keeps the answer clean (a trailing "Edit:" paragraph, a credits line, a
-closing "Hope this helps") the cut is made and counted as a rewrite; anything else drops the answer.
+is never matched), and one is code (`introduces_nothing`). Every pattern is linear in the text: no quantified
+part can match the same stretch two ways, so no text makes one backtrack (tests/test_curation_linear.py times
+each on adversarial text). Where a small cut keeps the answer clean (a trailing "Edit:" paragraph, a credits
+line, a closing "Hope this helps") the cut is made and counted as a rewrite; anything else drops the answer.
 
 `review` returns every match, not just the first, so the filters can be measured against labels
 (bench/style_labels.py) and the audit can show what each rule saw.
@@ -41,8 +43,8 @@ PATTERNS: dict[str, re.Pattern[str]] = {
     FIRST_PERSON: _any(r"\bI(?:['\u2019](?:m|ve|d|ll))?\b(?!\.e\.|/O\b)",
                        r"\b(?:[Mm]e|[Mm]y|[Mm]ine|[Mm]yself|IMO|IMHO)\b", flags=0),
     COMMENTS: _any(
-        r"\b(?:in|under|into|from)\s+(?:a|the|my|your|his|her|their|these|those|other|previous|earlier|several)?"
-        r"\s*comments?\b(?!\s+(?:on|out)\b)",
+        r"\b(?:in|under|into|from)\s+(?:(?:a|the|my|your|his|her|their|these|those|other|previous|earlier|several)"
+        r"\s*)?comments?\b(?!\s++(?:on|out)\b)",
         r"\b(?:my|your|his|her|their|these|those|other|previous|earlier|several)\s+comments?\b",
         r"\b(?:leave|left|overflowed|wrote|posted|add|added) an?\s+comment\b",
         r"\bcomments?\s+(?:above|below|section|thread|welcomed?|are welcome)\b", r"\bcommenters?\b",
@@ -112,7 +114,6 @@ PATTERNS: dict[str, re.Pattern[str]] = {
         r"(?:link|video|site|website|article|recipe|review|guide|page|paper|list|blog)s?\b",
         r"\b(?:the|a) link\b", r"\bthe linked\b", r"\b(?:links?|sources?|references?) (?:above|below)\b",
         r"\b(?:can be )?found (?:below|above)\b", r"(?<=[\w.,;:)]) ?\[\d{1,2}\](?!\()",
-        r"[^\n]:[ \t]*(?:\n\s*)*(?:-{3,}\s*)?\Z",  # a sentence that introduced something, then nothing
         flags=re.I | re.M,
     ),
 }
@@ -123,6 +124,7 @@ RULES = tuple(PATTERNS)
 CUT_TO_END = frozenset({EDIT_NOTE, CREDITS, THANKS})
 MAX_CUT_SHARE = 1 / 3
 _CODE = re.compile(r"```.*?```|`[^`\n]*`", re.S)
+_BLANK_LINE = re.compile(r"\n(?=\n)")
 
 
 @dataclass(frozen=True)
@@ -153,18 +155,31 @@ def blank_code(text: str) -> str:
     return _CODE.sub(lambda m: re.sub(r"\S", " ", m.group()), text)
 
 
+def introduces_nothing(text: str) -> tuple[int, int] | None:
+    """The span from a closing colon to the end when nothing follows it but whitespace and at most one '---' line:
+    the sentence introduced a picture or link that was removed. Code after the colon is something (the whole
+    text is read, not the prose). Written as code: as a pattern, the run of whitespace after the colon could be
+    split in exponentially many ways, and one 40-line code block never finished (issue #26)."""
+    end = len(text.rstrip())
+    dashes = end - len(text[:end].rstrip("-"))
+    end = end - dashes if dashes >= 3 else len(text)
+    colon = len(text[:end].rstrip()) - 1
+    if colon < 1 or text[colon] != ":" or text[colon - 1] == "\n":
+        return None
+    if text[colon + 1:end].lstrip(" \t")[:1] not in ("", "\n"):  # spaces, then nothing or a line break
+        return None
+    return colon - 1, len(text)
+
+
 def find(text: str, pointing_links: Sequence[tuple[int, int]] = (), rules: tuple[str, ...] = RULES) -> list[Match]:
     """Every match of the given rules in the prose, in text order."""
     prose = blank_code(text)
     found = [Match(rule, m.start(), m.end(), text[m.start():m.end()])
              for rule in rules for m in PATTERNS[rule].finditer(prose)]
     if REMOVED in rules:
-        found += [Match(REMOVED, start, end, text[start:end]) for start, end in pointing_links]
+        spans = [*pointing_links, *filter(None, [introduces_nothing(text)])]
+        found += [Match(REMOVED, start, end, text[start:end]) for start, end in spans]
     return sorted(set(found), key=lambda m: (m.start, m.end, m.rule))
-
-
-def paragraph_start(text: str, position: int) -> int:
-    return text.rfind("\n\n", 0, position) + 2 if "\n\n" in text[:position] else 0
 
 
 def line_bounds(text: str, position: int) -> tuple[int, int]:
@@ -173,45 +188,97 @@ def line_bounds(text: str, position: int) -> tuple[int, int]:
     return start, len(text) if end == -1 else end
 
 
-def cut(text: str, match: Match) -> tuple[int, int] | None:
-    """The span to remove so that the section `match` opens goes, or None when no small cut removes it."""
-    if match.rule not in CUT_TO_END:
+def line_cut(text: str, match: Match) -> tuple[int, int] | None:
+    """A credits line inside the answer: the line and the blank lines after it, when the match opens or ends it."""
+    if match.rule != CREDITS:
         return None
-    start = paragraph_start(text, match.start)
-    if start > 0 and len(text) - start <= len(text) * MAX_CUT_SHARE:
-        return start, len(text)
-    if match.rule == CREDITS:  # a credits line inside the answer: the line alone goes
-        line_start, line_end = line_bounds(text, match.start)
-        if match.start - line_start <= 4 or match.end >= line_end - 1:
-            end = line_end
-            while end < len(text) and text[end] == "\n":
-                end += 1
-            return line_start, end
-    return None
+    line_start, line_end = line_bounds(text, match.start)
+    if match.start - line_start > 4 and match.end < line_end - 1:
+        return None
+    end = line_end
+    while end < len(text) and text[end] == "\n":
+        end += 1
+    return line_start, end
+
+
+def cuts(text: str, matches: list[Match]) -> tuple[list[tuple[int, int]], list[Match], Match | None]:
+    """The spans to cut for these matches (in text order), the matches they remove, and the first match nothing
+    may remove (when it comes before any cut). Each match is judged as if the cuts before it were made: a
+    trailing section (its paragraph to the end) may go when it is at most a third of the text that is left, a
+    credits line alone otherwise. Paragraph starts and lengths are tracked as cuts are chosen, so one pass over
+    the matches decides them all."""
+    breaks = [m.start() + 2 for m in _BLANK_LINE.finditer(text)]  # where a paragraph starts after a blank line
+    spans: list[tuple[int, int]] = []
+    cut_before = [0]  # cut_before[k]: characters cut by spans[:k]
+    paragraph, paragraph_shift = 0, 0  # the start of the current paragraph, and how much is cut before it
+    next_break = covering = 0
+    removed: list[Match] = []
+    for match in matches:
+        if spans and match.start < spans[-1][1]:
+            continue  # on a line already cut
+        while next_break < len(breaks) and breaks[next_break] <= match.start:
+            start = breaks[next_break]
+            next_break += 1
+            while covering < len(spans) and spans[covering][1] <= start - 2:
+                covering += 1
+            if covering == len(spans) or spans[covering][0] > start - 1:  # its blank line was not cut
+                paragraph, paragraph_shift = start, cut_before[covering]
+        left = len(text) - cut_before[-1]
+        section = paragraph - paragraph_shift
+        if match.rule in CUT_TO_END and section > 0 and left - section <= left * MAX_CUT_SHARE:
+            removed.append(replace(match, context=highlight(text, match)))
+            return [span for span in spans if span[0] < paragraph] + [(paragraph, len(text))], removed, None
+        if span := line_cut(text, match):
+            spans.append(span)
+            cut_before.append(cut_before[-1] + span[1] - span[0])
+            removed.append(replace(match, context=highlight(text, match)))
+        elif spans:
+            break  # the next look, after these cuts, meets this match first and stops there
+        else:
+            return [], [], replace(match, context=highlight(text, match))
+    return spans, removed, None
 
 
 def review(converted: Converted | str, rules: tuple[str, ...] = RULES) -> Review:
-    """Apply the rules; cut what can be cut (then look again), and stop at the first match that cannot."""
+    """Apply the rules; cut what can be cut (then look again), and stop at the first match that cannot.
+
+    One look serves every cut it allows (see `cuts`); the next looks for what the cuts made (a sentence joined
+    to another, a new end). An answer with a thousand credits lines costs two looks, not a thousand."""
     if isinstance(converted, str):
         converted = Converted(converted)
     text, pointing = converted.text, list(converted.pointing_links)
     result = Review(text, find(text, pointing, rules))
-    while current := find(text, pointing, rules):
-        first = current[0]
-        span = cut(text, first)
-        first = replace(first, context=highlight(text, first))
-        if span is None:
-            result.failed = first
+    current = result.matches
+    while current:
+        spans, removed, failed = cuts(text, current)
+        if failed is not None:
+            result.failed = failed
             return result
-        start, end = span
-        result.rewrites.append(first)
-        shorter = (text[:start] + text[end:]).rstrip()
-        lead = len(shorter) - len(shorter.lstrip())
-        shift = end - start + lead
-        pointing = [(s, e) if e <= start else (s - shift, e - shift) for s, e in pointing if e <= start or s >= end]
-        text = result.text = shorter.lstrip()
-        pointing = [(s, e) for s, e in pointing if s >= 0 and e <= len(text)]
+        result.rewrites += removed
+        text, pointing = without(text, pointing, spans)
+        result.text = text
+        current = find(text, pointing, rules)
     return result
+
+
+def without(text: str, pointing: list[tuple[int, int]], spans: list[tuple[int, int]]
+            ) -> tuple[str, list[tuple[int, int]]]:
+    """The text with the spans (in order, apart) cut and its ends stripped; the pointing links outside the spans,
+    moved to match."""
+    kept, moved, removed, position = [], [], 0, 0
+    links = iter(sorted(pointing))
+    link = next(links, None)
+    for start, end in [*spans, (len(text), len(text))]:
+        kept.append(text[position:start])
+        while link is not None and link[0] < start:
+            if link[0] >= position and link[1] <= start:
+                moved.append((link[0] - removed, link[1] - removed))
+            link = next(links, None)
+        removed += end - start
+        position = end
+    joined = "".join(kept).rstrip()
+    lead = len(joined) - len(joined.lstrip())
+    return joined[lead:], [(s - lead, e - lead) for s, e in moved if s >= lead and e <= len(joined)]
 
 
 def highlight(text: str, match: Match, width: int = 70) -> str:
