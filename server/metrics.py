@@ -30,6 +30,8 @@ GENERATED_TOKENS = Counter("lima_generation_tokens_total", "Tokens generated", [
 IGNORED_FIELDS = Counter(
     "lima_ignored_request_fields_total", "Request fields OpenAI does not define, ignored as vLLM does", ["route"]
 )
+LOOP_GUARD_STOPS = Counter("lima_loop_guard_stops_total", "Answers stopped because a sentence kept repeating",
+                           ["route", "model"])
 ABORTED = Counter("lima_generation_aborted_total", "Generations aborted because the client went away",
                   ["route", "model"])
 PENDING = Gauge("lima_generations_pending", "Generations admitted and not finished (running or queued)")

@@ -182,6 +182,8 @@ class SamplingFields(BaseModel):
     min_p: float | None = Field(None, ge=0.0, le=1.0)  # vLLM extra
     min_tokens: int | None = Field(None, ge=0)  # vLLM extra
     ignore_eos: bool | None = None  # vLLM extra: generate exactly max_tokens (benchmarks)
+    # LIMA extra: stop once a sentence was written this many times (0: off); None: the server's --loop-guard.
+    loop_guard: int | None = Field(None, ge=0, le=100)
     response_format: ResponseFormat | None = None
     stream: bool = False
     stream_options: StreamOptions | None = None

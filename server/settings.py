@@ -56,6 +56,10 @@ class ServerSettings(BaseSettings):
                              default_factory=lambda: Path("~/.cache/lima").expanduser())  # HOME at start
     max_request_bytes: int = setting(4 * 1024 * 1024, "larger bodies get 413 before parsing", shown="4 MiB", ge=1024)
     max_choices: int = setting(16, "upper bound on `n` (each choice is a full generation)", ge=1)
+    loop_guard: int = setting(
+        0, "stop an answer once one of its sentences has been written this many times (finish_reason `stop`, "
+        "stop_reason `repetition`); a request's `loop_guard` field overrides it; 0 = off, as OpenAI's API",
+        ge=0, le=100)
     # Not `log_level`: vLLM's own --log-level would share the flag's destination.
     uvicorn_log_level: str = setting("info", "HTTP log level", env=("LIMA_LOG_LEVEL",),
                                      validation_alias=AliasChoices("LIMA_LOG_LEVEL", "uvicorn_log_level"))

@@ -11,6 +11,11 @@ from ui.client import ChatClient, ConversationSummary, Settings, UIError
 History = list[dict[str, str]]
 WARNING = "⚠️ "
 TITLE_CHARS = 80  # the sidebar cuts titles to its width with an ellipsis; this only bounds what is sent
+# A chat answer's length: LIMA's answers run to a few hundred tokens; longer is a loop or a rambling model,
+# which a page would otherwise stream for minutes (half the context of the embedded model is 4096 tokens).
+CHAT_MAX_TOKENS = 1024
+# The page stops an answer once it has written one sentence this many times (the API's guard is off by default).
+PAGE_LOOP_GUARD = 3
 # The conversation list as a chat app's sidebar: one row per conversation, newest first (the server's order),
 # each title on one line cut with an ellipsis, instead of Gradio's wrapping radio chips.
 CSS = """
@@ -27,9 +32,16 @@ def conversation_choices(conversations: list[ConversationSummary]) -> list[tuple
 
 
 def settings_of(model: str | None, system_prompt: str, temperature: float | None, top_p: float | None,
-                max_tokens: float | None, repetition_penalty: float | None) -> Settings:
+                max_tokens: float | None, repetition_penalty: float | None, loop_guard: float | None) -> Settings:
     return Settings(model=model or None, system_prompt=system_prompt or "", temperature=temperature, top_p=top_p,
-                    max_tokens=int(max_tokens) if max_tokens else None, repetition_penalty=repetition_penalty)
+                    max_tokens=int(max_tokens) if max_tokens else None, repetition_penalty=repetition_penalty,
+                    loop_guard=int(loop_guard) if loop_guard is not None else None)
+
+
+def answering_buttons(busy: bool) -> tuple[Any, ...]:
+    """Send, Regenerate and Edit while an answer streams: off, so that nothing is sent into (or taken back from)
+    a turn that is still being written; Enter does nothing either, and the text stays in the box."""
+    return (gr.update(interactive=not busy),) * 3
 
 
 def build_ui(server_url: str, api_key: str | None = None) -> gr.Blocks:
@@ -60,8 +72,8 @@ def build_ui(server_url: str, api_key: str | None = None) -> gr.Blocks:
             gr.update(choices=[m.id for m in models], value=models[0].id if models else None),
             gr.update(value=defaults.get("temperature", 1.0)),
             gr.update(value=defaults.get("top_p", 1.0)),
-            # The model's default answer length, but leaving half the context to the conversation.
-            gr.update(value=min(defaults.get("max_tokens") or context, context // 2)),
+            # The model's default answer length, at most a chat answer's and half the context.
+            gr.update(value=min(defaults.get("max_tokens") or context, context // 2, CHAT_MAX_TOKENS)),
             gr.update(value=defaults.get("repetition_penalty", 1.0)),
             gr.update(choices=conversation_choices(conversations), value=None),
             "",
@@ -79,36 +91,42 @@ def build_ui(server_url: str, api_key: str | None = None) -> gr.Blocks:
             yield warning(history[:-1], exc)
 
     async def send(text: str, conversation_id: str | None, history: History, key: str,
-                   *setting_values: Any) -> AsyncIterator[tuple[History, str, str | None]]:
+                   *setting_values: Any) -> AsyncIterator[tuple[Any, ...]]:
+        """The message into the conversation and its answer streamed; the box is emptied once, when the message
+        is taken, so what is typed meanwhile stays there."""
         if not text.strip():
-            yield history, text, conversation_id
+            yield history, text, conversation_id, *answering_buttons(False)
             return
         async with client(key) as chat:
             try:
                 conversation_id = conversation_id or await chat.new_conversation()
             except UIError as exc:
-                yield warning(history, exc), text, conversation_id
+                yield warning(history, exc), text, conversation_id, *answering_buttons(False)
                 return
+            box: Any = ""
             async for shown in answer(chat, conversation_id, text, history, settings_of(*setting_values)):
-                yield shown, "", conversation_id
+                yield shown, box, conversation_id, *answering_buttons(True)
+                box = gr.update()
+            yield gr.update(), box, conversation_id, *answering_buttons(False)
 
     async def regenerate(conversation_id: str | None, history: History, key: str,
-                         *setting_values: Any) -> AsyncIterator[History]:
+                         *setting_values: Any) -> AsyncIterator[tuple[Any, ...]]:
         if not conversation_id:
-            yield history
+            yield history, *answering_buttons(False)
             return
         async with client(key) as chat:
             try:
                 text = await chat.take_back_last_turn(conversation_id)
                 remaining = await chat.messages(conversation_id)
             except UIError as exc:
-                yield warning(history, exc)
+                yield warning(history, exc), *answering_buttons(False)
                 return
             if text is None:
-                yield remaining
+                yield remaining, *answering_buttons(False)
                 return
             async for shown in answer(chat, conversation_id, text, remaining, settings_of(*setting_values)):
-                yield shown
+                yield shown, *answering_buttons(True)
+            yield gr.update(), *answering_buttons(False)
 
     async def edit_last(conversation_id: str | None, history: History, key: str) -> tuple[History, str]:
         """Take the last user message (and its answer) back into the input box, to be changed and resent."""
@@ -181,21 +199,26 @@ def build_ui(server_url: str, api_key: str | None = None) -> gr.Blocks:
             top_p = gr.Slider(0.05, 1.0, step=0.05, label="top_p")
             max_tokens = gr.Number(label="Max tokens", precision=0, minimum=1, elem_id="max-tokens")
             repetition_penalty = gr.Slider(1.0, 2.0, step=0.05, label="Repetition penalty")
-        setting_inputs = [model, system_prompt, temperature, top_p, max_tokens, repetition_penalty]
+            loop_guard = gr.Number(label="Stop an answer that repeats a sentence this many times (0: never)",
+                                   value=PAGE_LOOP_GUARD, precision=0, minimum=0, maximum=100, elem_id="loop-guard")
+        setting_inputs = [model, system_prompt, temperature, top_p, max_tokens, repetition_penalty, loop_guard]
 
         loaded = [model, temperature, top_p, max_tokens, repetition_penalty, conversations, status]
         demo.load(on_load, [key], loaded)
         for key_entered in (key.submit, key.blur):  # not on every keystroke
             key_entered(on_load, [key], loaded)
-        answering = []
-        for trigger in (send_button.click, message.submit):
-            event = trigger(send, [message, conversation, chatbot, key, *setting_inputs],
-                            [chatbot, message, conversation])
-            event.then(refresh_list, [key, conversation], [conversations])
-            answering.append(event)
-        answering.append(regenerate_button.click(regenerate, [conversation, chatbot, key, *setting_inputs], [chatbot]))
+        buttons = [send_button, regenerate_button, edit_button]
+        # One event for both triggers: while it runs, neither the button nor Enter starts another (Gradio's
+        # trigger_mode "once"), and the buttons say so.
+        sending = gr.on([send_button.click, message.submit], send, [message, conversation, chatbot, key,
+                                                                     *setting_inputs],
+                        [chatbot, message, conversation, *buttons], trigger_mode="once")
+        sending.then(refresh_list, [key, conversation], [conversations])
+        answering = [sending, regenerate_button.click(regenerate, [conversation, chatbot, key, *setting_inputs],
+                                                      [chatbot, *buttons], trigger_mode="once")]
         # Cancelling closes the stream to the server, which aborts the generation and stores the partial answer.
-        stop_button.click(None, cancels=cast(Any, answering)).then(refresh_list, [key, conversation], [conversations])
+        stop_button.click(lambda: answering_buttons(False), None, buttons, cancels=cast(Any, answering)).then(
+            refresh_list, [key, conversation], [conversations])
         edit_button.click(edit_last, [conversation, chatbot, key], [chatbot, message])
         conversations.input(open_conversation, [conversations, key], [chatbot, conversation, title])
         new_chat.click(None, None, [chatbot, conversation, title, conversations], js="() => [[], '', '', null]")

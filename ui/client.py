@@ -48,6 +48,14 @@ class Settings:
     top_p: float | None = None
     max_tokens: int | None = None
     repetition_penalty: float | None = None
+    loop_guard: int | None = None  # stop an answer once a sentence was written this many times; 0: never
+
+
+# How the page says why an answer stopped before it ended by itself (Responses' incomplete_details.reason).
+STOPPED_NOTES = {
+    "repetition": "Stopped: the answer kept repeating the same sentence. Regenerate it, or ask differently.",
+    "max_output_tokens": "Stopped at the max tokens limit (Settings).",
+}
 
 
 @dataclass
@@ -131,9 +139,11 @@ class ChatClient:
         ]
 
     async def stream_reply(self, conversation_id: str, text: str, settings: Settings) -> AsyncIterator[str]:
-        """Send one user message into the conversation; yields the answer's text as it grows. Cancelling or
-        closing the iterator closes the connection, and the server aborts the generation."""
-        extra = {"repetition_penalty": settings.repetition_penalty} if settings.repetition_penalty else None
+        """Send one user message into the conversation; yields the answer's text as it grows, and at the end a
+        note after it when it was stopped (STOPPED_NOTES). Cancelling or closing the iterator closes the
+        connection, and the server aborts the generation."""
+        extra = {name: value for name, value in (("repetition_penalty", settings.repetition_penalty),
+                                                 ("loop_guard", settings.loop_guard)) if value is not None} or None
         request: dict[str, Any] = {
             "conversation": conversation_id, "input": text, "stream": True,
             "temperature": settings.temperature, "top_p": settings.top_p, "max_output_tokens": settings.max_tokens,
@@ -148,6 +158,11 @@ class ChatClient:
                     yield answer
                 elif event.type == "error":
                     raise UIError(f"The server stopped the answer: {event.message}")
+                elif event.type == "response.incomplete":
+                    details = event.response.incomplete_details
+                    note = STOPPED_NOTES.get(details.reason or "") if details else None
+                    if note:
+                        yield f"{answer}\n\n*{note}*"
                 elif event.type == "response.failed":
                     error = event.response.error
                     raise UIError(f"The answer failed: {error.message if error else 'unknown error'}")

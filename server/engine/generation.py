@@ -16,6 +16,7 @@ from vllm.v1.engine.exceptions import EngineDeadError
 
 from server import metrics
 from server.engine.admission import Admission
+from server.engine.loop_guard import LoopGuard
 from server.engine.tools import ToolCalling
 from server.engine.wrapper import ChatEngine
 from server.failures import Failure, Invalid, NotFound, Overloaded, RateLimited, Unavailable
@@ -36,6 +37,8 @@ SAMPLING_FIELDS = (
 )
 # vLLM's stand-in for a logprob of minus infinity (JSON has no infinity).
 LOWEST_LOGPROB = -9999.0
+# Why an answer the loop guard ended stopped (finish_reason is OpenAI's `stop`).
+REPETITION = "repetition"
 
 
 def resolve_model(requested: str | None, engine: ChatEngine) -> str:
@@ -112,13 +115,17 @@ def structured_outputs(response_format: ResponseFormat | None) -> StructuredOutp
 def start_generation(
     request: SamplingFields, engine: ChatEngine, model: str, route: str, id_prefix: str, prompt_ids: list[int],
     prompt_param: str, max_choices: int, admission: Admission, tools: ToolCalling | None = None,
+    loop_guard: int = 0,
 ) -> "Generation":
     """A generation with an admission slot (or 503 at capacity), after the request's checks; `model` is the
-    served name `resolve_model` gave (the base model or a LoRA adapter)."""
+    served name `resolve_model` gave (the base model or a LoRA adapter); `loop_guard` is the server's, which the
+    request's own field overrides."""
     params = sampling_params(request, engine, len(prompt_ids), prompt_param, max_choices, tools)
     if request.ignored_fields:
         metrics.IGNORED_FIELDS.labels(route).inc(len(request.ignored_fields))
-    generation = Generation(engine, route, new_id(id_prefix), prompt_ids, params, admission.admit(), model)
+    repeats = loop_guard if request.loop_guard is None else request.loop_guard
+    generation = Generation(engine, route, new_id(id_prefix), prompt_ids, params, admission.admit(), model,
+                            loop_guard=repeats)
     weakref.finalize(generation, generation.release)  # a generation that never streams gives its slot back
     return generation
 
@@ -143,6 +150,7 @@ class ChoiceDelta:
     logprobs: list[TokenLogprob] | None = None  # one per token of `text`, when asked for
     token_ids: Sequence[int] = ()
     tool_calls: list[DeltaToolCall] | None = None  # with tools: the calls' pieces (and `text` is the content)
+    stop_reason: str | None = None  # REPETITION when the loop guard ended the choice
 
 
 @dataclass
@@ -156,6 +164,7 @@ class Generation:
     params: SamplingParams
     release: Callable[[], None]  # the admission slot
     model: str  # the served name: the base model or a LoRA adapter
+    loop_guard: int = 0  # end a choice once a sentence was written this many times; 0: never
     started: float = field(default_factory=time.perf_counter)
     completion_tokens: int = 0
     cached_tokens: int = 0  # prompt tokens served by vLLM's prefix cache
@@ -171,6 +180,7 @@ class Generation:
         metrics.PROMPT_TOKENS.labels(self.route, self.model).inc(self.prompt_tokens)
         generated = metrics.GENERATED_TOKENS.labels(self.route, self.model)  # looked up once, not per token
         first = True
+        guards = {index: LoopGuard(self.loop_guard) for index in range(self.params.n)} if self.loop_guard else {}
         try:
             async for output in self.engine.generate(self.prompt_ids, self.params, self.request_id, self.model):
                 if output.num_cached_tokens and not self.cached_tokens:
@@ -179,6 +189,8 @@ class Generation:
                 if output.prompt_logprobs is not None and self.prompt_logprobs is None:
                     self.prompt_logprobs = self.logprobs_of(self.prompt_ids, output.prompt_logprobs)
                 for choice in output.outputs:
+                    if choice.index not in guards and self.loop_guard:
+                        continue  # the guard ended this choice; the others go on
                     if first and choice.token_ids:
                         waited = time.perf_counter() - self.started
                         metrics.TIME_TO_FIRST_TOKEN.labels(self.route, self.model).observe(waited)
@@ -188,7 +200,16 @@ class Generation:
                     logprobs = None
                     if choice.logprobs is not None:
                         logprobs = [entry for entry in self.logprobs_of(choice.token_ids, choice.logprobs) if entry]
-                    yield ChoiceDelta(choice.index, choice.text, choice.finish_reason, logprobs, choice.token_ids)
+                    finish_reason, stop_reason = choice.finish_reason, None
+                    guard = guards.get(choice.index)
+                    if guard and finish_reason is None and guard.feed(choice.text):
+                        finish_reason, stop_reason = "stop", REPETITION
+                        del guards[choice.index]
+                        metrics.LOOP_GUARD_STOPS.labels(self.route, self.model).inc()
+                    yield ChoiceDelta(choice.index, choice.text, finish_reason, logprobs, choice.token_ids,
+                                      stop_reason=stop_reason)
+                if self.loop_guard and not guards:
+                    break  # every choice ended by the guard: the engine request is aborted below
                 self.finished = output.finished
         except EngineDeadError as exc:
             raise Unavailable("The engine has stopped; the server must be restarted.", code="engine_dead") from exc

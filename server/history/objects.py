@@ -73,8 +73,9 @@ class ResponseError(BaseModel):
 
 
 class IncompleteDetails(BaseModel):
-    # "client_disconnected" is this server's: the client went away and the partial answer was kept.
-    reason: Literal["max_output_tokens", "content_filter", "client_disconnected"]
+    # This server's: "client_disconnected", the client went away and the partial answer was kept; "repetition",
+    # the loop guard ended an answer that kept writing the same sentence.
+    reason: Literal["max_output_tokens", "content_filter", "client_disconnected", "repetition"]
 
 
 class ResponseObject(BaseModel):

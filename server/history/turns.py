@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from server.engine.generation import ChoiceDelta, Generation
+from server.engine.generation import REPETITION, ChoiceDelta, Generation
 from server.engine.tools import ToolCalling, ToolCallStream
 from server.failures import NotFound
 from server.history.ids import FUNCTION_CALL, MESSAGE
@@ -25,11 +25,14 @@ _background_saves: set[asyncio.Task[Any]] = set()
 
 
 def response_status(finish_reason: str | None, interrupted: bool) -> tuple[ItemStatus, IncompleteDetails | None]:
-    """OpenAI's status and incomplete_details for how the answer ended."""
+    """OpenAI's status and incomplete_details for how the answer ended (`finish_reason` as stored: REPETITION
+    for an answer the loop guard ended)."""
     if interrupted:
         return "incomplete", IncompleteDetails(reason="client_disconnected")
     if finish_reason == "length":
         return "incomplete", IncompleteDetails(reason="max_output_tokens")
+    if finish_reason == REPETITION:
+        return "incomplete", IncompleteDetails(reason="repetition")
     return "completed", None
 
 
@@ -76,7 +79,7 @@ class Turn:
     def _remember(self, delta: ChoiceDelta) -> None:
         self.parts.append(delta.text)
         self.logprobs += delta.logprobs or []
-        self.finish_reason = delta.finish_reason or self.finish_reason
+        self.finish_reason = delta.stop_reason or delta.finish_reason or self.finish_reason
         if delta.text and "message" not in self.order:
             self.order.append("message")
         for call in delta.tool_calls or []:

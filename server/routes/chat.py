@@ -104,7 +104,7 @@ async def create_chat_completion(
     except TemplateError as exc:
         raise APIError(400, f"The model's chat template rejected the messages: {exc}", param="messages") from exc
     generation = start_generation(body, engine, model, ROUTE, "chatcmpl-", prompt_ids, "messages",
-                                  settings.max_choices, admission, tools)
+                                  settings.max_choices, admission, tools, settings.loop_guard)
     input_items = [item for message in body.messages for item in chat_items(message)] if store else []
     turn = Turn(generation, store, user, body.conversation, input_items, tools=tools)
     headers = {DROPPED_TURNS_HEADER: str(dropped_turns)} if store else None

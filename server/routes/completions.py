@@ -76,7 +76,7 @@ async def create_completion(
         prompt_ids = [int(token) for token in body.prompt]
         engine.check_token_ids(prompt_ids, "prompt")
     generation = start_generation(body, engine, model, ROUTE, "cmpl-", prompt_ids, "prompt", settings.max_choices,
-                                  admission)
+                                  admission, loop_guard=settings.loop_guard)
     echo = None
     if body.echo:
         echo = body.prompt if isinstance(body.prompt, str) else engine.tokenizer.decode(prompt_ids)

@@ -69,7 +69,7 @@ async def create_response(
     except TemplateError as exc:
         raise APIError(400, f"The model's chat template rejected the input: {exc}", param="input") from exc
     generation = start_generation(body, engine, model, ROUTE, RESPONSE, fitted.ids, "input", settings.max_choices,
-                                  admission, tools)
+                                  admission, tools, settings.loop_guard)
     response = ResponseObject(
         id=generation.request_id, model=model, instructions=body.instructions,
         previous_response_id=body.previous_response_id,
