@@ -271,3 +271,26 @@ def test_stop_aborts_generation_on_the_server(default_page: LiveServer, browser:
     assert items[1].model_extra["finish_reason"] is None and items[1].model_extra["tokens"] < 2048
     until(lambda: total(scrape(default_server.url), "vllm:num_requests_running") == 0, timeout=10)
     browser.save_screenshot(str(screenshots / "06-stopped.png"))
+
+
+def test_a_message_sent_while_an_answer_streams_stays_in_the_box(default_page: LiveServer, browser: WebDriver,
+                                                                  default_server: LiveServer) -> None:
+    def api(method: str, *args: Any) -> Any:
+        return call(default_server, method, *args)
+
+    browser.get(default_page.url)
+    question = f"Write a long story about a lighthouse keeper ({uuid.uuid4().hex[:6]})."
+    send(browser, question)
+    until(lambda: bot_texts(browser) and len(bot_texts(browser)[-1]) > 20, timeout=120)
+    follow_up = "And of Germany?"
+    send(browser, follow_up)  # Enter while the answer streams
+    box = browser.find_element(By.CSS_SELECTOR, "#message textarea")
+    button = browser.find_element(By.CSS_SELECTOR, "#send")
+    assert not button.is_enabled()  # refused visibly
+    conversation_id = until(lambda: next((c.id for c in api("conversations") if c.title == question), None))
+    until(lambda: len(api("messages", conversation_id)) == 2, timeout=300)  # the first answer, whole
+    until(lambda: button.is_enabled())
+    assert user_texts(browser) == [question] and box.get_attribute("value") == follow_up  # not sent, not lost
+    box.send_keys(Keys.ENTER)
+    until(lambda: [m["content"] for m in api("messages", conversation_id)][2:3] == [follow_up], timeout=60)
+    browser.find_element(By.CSS_SELECTOR, "#stop").click()

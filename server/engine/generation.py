@@ -58,9 +58,10 @@ def engine_rejection(status: int) -> type[Failure]:
 
 def sampling_params(
     request: SamplingFields, engine: ChatEngine, prompt_len: int, prompt_param: str, max_choices: int,
-    tools: ToolCalling | None = None,
+    tools: ToolCalling | None = None, incremental: bool = False,
 ) -> SamplingParams:
-    """Request fields over the model's generation defaults, after the checks vLLM would fail less clearly."""
+    """Request fields over the model's generation defaults, after the checks vLLM would fail less clearly; the
+    engine sends its output piece by piece when the request streams or `incremental` (the loop guard reads it)."""
     if request.n > max_choices:
         raise Invalid(f"'n' must be at most {max_choices}, got {request.n}.", param="n", code="invalid_value")
     room = engine.max_model_len - prompt_len
@@ -92,7 +93,7 @@ def sampling_params(
             n=request.n,
             max_tokens=request.max_tokens or min(default_max, room),
             stop=stop,
-            output_kind=RequestOutputKind.DELTA if request.stream else RequestOutputKind.FINAL_ONLY,
+            output_kind=RequestOutputKind.DELTA if request.stream or incremental else RequestOutputKind.FINAL_ONLY,
             structured_outputs=tools.structured_outputs if tools else structured_outputs(request.response_format),
             skip_special_tokens=tools.skip_special_tokens if tools else True,
             logprobs=request.top_logprobs_count,
@@ -120,10 +121,10 @@ def start_generation(
     """A generation with an admission slot (or 503 at capacity), after the request's checks; `model` is the
     served name `resolve_model` gave (the base model or a LoRA adapter); `loop_guard` is the server's, which the
     request's own field overrides."""
-    params = sampling_params(request, engine, len(prompt_ids), prompt_param, max_choices, tools)
+    repeats = loop_guard if request.loop_guard is None else request.loop_guard
+    params = sampling_params(request, engine, len(prompt_ids), prompt_param, max_choices, tools, bool(repeats))
     if request.ignored_fields:
         metrics.IGNORED_FIELDS.labels(route).inc(len(request.ignored_fields))
-    repeats = loop_guard if request.loop_guard is None else request.loop_guard
     generation = Generation(engine, route, new_id(id_prefix), prompt_ids, params, admission.admit(), model,
                             loop_guard=repeats)
     weakref.finalize(generation, generation.release)  # a generation that never streams gives its slot back
