@@ -291,6 +291,7 @@ def test_a_message_sent_while_an_answer_streams_stays_in_the_box(default_page: L
     until(lambda: len(api("messages", conversation_id)) == 2, timeout=300)  # the first answer, whole
     until(lambda: button.is_enabled())
     assert user_texts(browser) == [question] and box.get_attribute("value") == follow_up  # not sent, not lost
-    box.send_keys(Keys.ENTER)
+    box.send_keys(Keys.ENTER)  # now it is sent
+    until(lambda: user_texts(browser) == [question, follow_up])
+    browser.find_element(By.CSS_SELECTOR, "#stop").click()  # its answer need not finish: the turn is stored cut
     until(lambda: [m["content"] for m in api("messages", conversation_id)][2:3] == [follow_up], timeout=60)
-    browser.find_element(By.CSS_SELECTOR, "#stop").click()

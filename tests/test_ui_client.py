@@ -10,7 +10,7 @@ import pytest
 
 from harness.live_server import LiveServer, free_port
 from tests.conftest import API_KEYS
-from ui.client import UNTITLED, ChatClient, Settings, UIError
+from ui.client import STOPPED_NOTES, UNTITLED, ChatClient, Settings, UIError
 
 GREEDY = Settings(temperature=0.0, max_tokens=12)
 
@@ -44,8 +44,11 @@ def test_streamed_reply_is_stored_and_listed_with_its_title(url: str) -> None:
         partials = await collect(chat.stream_reply(conversation_id, "What is LIMA?",
                                                    Settings(max_tokens=12, repetition_penalty=1.3)))
         assert partials and all(later.startswith(earlier) for earlier, later in itertools.pairwise(partials))
+        # Cut at max_tokens: the last text says so under the answer; the stored answer is the answer alone.
+        note = f"\n\n*{STOPPED_NOTES['max_output_tokens']}*"
+        assert partials[-1].endswith(note)
         assert await chat.messages(conversation_id) == [
-            {"role": "user", "content": "What is LIMA?"}, {"role": "assistant", "content": partials[-1]}
+            {"role": "user", "content": "What is LIMA?"}, {"role": "assistant", "content": partials[-1].removesuffix(note)}
         ]
         listed = await chat.conversations()
         assert listed[0].id == conversation_id and listed[0].title == "What is LIMA?"  # newest first
