@@ -48,7 +48,8 @@ def test_streamed_reply_is_stored_and_listed_with_its_title(url: str) -> None:
         note = f"\n\n*{STOPPED_NOTES['max_output_tokens']}*"
         assert partials[-1].endswith(note)
         assert await chat.messages(conversation_id) == [
-            {"role": "user", "content": "What is LIMA?"}, {"role": "assistant", "content": partials[-1].removesuffix(note)}
+            {"role": "user", "content": "What is LIMA?"},
+            {"role": "assistant", "content": partials[-1].removesuffix(note)},
         ]
         listed = await chat.conversations()
         assert listed[0].id == conversation_id and listed[0].title == "What is LIMA?"  # newest first
