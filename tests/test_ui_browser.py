@@ -24,7 +24,7 @@ from harness.live_server import LiveServer
 from model_prep.checkpoints.default_model import DEFAULT_MODEL_NAME
 from tests.conftest import API_KEYS
 from tests.metrics_scrape import scrape, total
-from ui.client import ChatClient
+from ui.client import STOPPED_NOTES, ChatClient
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -109,7 +109,10 @@ def call(server: LiveServer, method: str, *args: Any, key: str | None = None) ->
 
 
 def letters(text: str) -> str:
-    """Text without what Markdown rendering may change (symbols, spacing): the tiny model writes noise."""
+    """Text without what Markdown rendering may change (symbols, spacing; the tiny model writes noise), and
+    without the note the page shows under an answer that was stopped (it is not part of the stored answer)."""
+    for note in STOPPED_NOTES.values():
+        text = text.removesuffix(note)
     return re.sub(r"\W", "", text)
 
 
