@@ -6,8 +6,8 @@ time, in time linear in the text; bench/decoding.py counts loops with the same s
 """
 
 import re
+import sys
 from collections import Counter
-from collections.abc import Iterator
 
 # A sentence ends at ., ! or ? followed by white space, or at a line break ("1.5 ounces" is not an end).
 SENTENCE_END = re.compile(r"(?<=[.!?])[ \t]+|\n[ \t\n]*")
@@ -24,20 +24,6 @@ def sentence_key(sentence: str) -> str | None:
     marker = LIST_MARKER.match(sentence)
     words = WORD.findall(sentence[marker.end():] if marker else sentence)
     return " ".join(words).lower() if len(words) >= MIN_WORDS else None
-
-
-def sentences(text: str) -> Iterator[str]:
-    """The completed sentences of `text` (the unfinished last one is left out)."""
-    start = 0
-    for end in SENTENCE_END.finditer(text):
-        yield text[start:end.start()]
-        start = end.end()
-
-
-def most_repeated(text: str) -> int:
-    """How many times the most repeated sentence of `text` occurs (0 when it has none that counts)."""
-    counts = Counter(key for sentence in sentences(text + "\n") if (key := sentence_key(sentence)))
-    return max(counts.values(), default=0)
 
 
 class LoopGuard:
@@ -63,3 +49,11 @@ class LoopGuard:
                     return True
         self.pending = self.pending[start:]
         return False
+
+
+def most_repeated(text: str) -> int:
+    """How many times the most repeated sentence of `text` occurs, its last one included (0 when it has none
+    that counts): the guard's own count, never stopped."""
+    guard = LoopGuard(sys.maxsize)
+    guard.feed(text + "\n")
+    return max(guard.counts.values(), default=0)
