@@ -18,6 +18,8 @@ def base_with_adapter(adapter_dir: Path, base: str | None = None) -> PeftModel:
     if not (adapter_dir / "adapter_config.json").is_file():  # else peft looks for it on a model hub
         raise FileNotFoundError(f"{adapter_dir}: no adapter_config.json: not a LoRA run's epoch directory")
     base = base or PeftConfig.from_pretrained(str(adapter_dir)).base_model_name_or_path
+    if not base:
+        raise ValueError(f"{adapter_dir}/adapter_config.json names no base model: give the base with --base")
     tokenizer = AutoTokenizer.from_pretrained(adapter_dir)
     model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
     if len(tokenizer) > embedding_rows(model):
