@@ -132,6 +132,10 @@ def launch(args: list[str], log_name: str, tmp_path_factory: pytest.TempPathFact
     """Start `lima serve` without waiting, in the dtype under test, with its own data directory and embedded Redis
     under pytest's temporary directory (unless the arguments name them)."""
     extra = []
+    # Eager, not `lima serve`'s compiled default: compiling costs 1-3 minutes per model on a cold cache, and the
+    # suite starts a dozen engines; the compiled path's arithmetic is checked by bench/logprobs.py (README).
+    if not {"--enforce-eager", "--no-enforce-eager"} & set(args):
+        extra.append("--enforce-eager")
     if TEST_DTYPE != "auto" and "--dtype" not in args:
         extra += ["--dtype", TEST_DTYPE]
     if "--data-dir" not in args:

@@ -22,6 +22,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 
 from harness.live_server import LiveServer
 from model_prep.checkpoints.default_model import DEFAULT_MODEL_NAME
+from server.engine.loop_guard import most_repeated
 from tests.conftest import API_KEYS
 from tests.metrics_scrape import scrape, total
 from ui.client import STOPPED_NOTES, ChatClient
@@ -298,3 +299,30 @@ def test_a_message_sent_while_an_answer_streams_stays_in_the_box(default_page: L
     until(lambda: user_texts(browser) == [question, follow_up])
     browser.find_element(By.CSS_SELECTOR, "#stop").click()  # its answer need not finish: the turn is stored cut
     until(lambda: [m["content"] for m in api("messages", conversation_id)][2:3] == [follow_up], timeout=60)
+
+
+def test_an_answer_that_repeats_a_sentence_is_stopped_with_a_note(default_page: LiveServer, browser: WebDriver,
+                                                                   screenshots: Path,
+                                                                   default_server: LiveServer) -> None:
+    def api(method: str, *args: Any) -> Any:
+        return call(default_server, method, *args)
+
+    browser.get(default_page.url)
+    settings = until(lambda: browser.find_element(By.CSS_SELECTOR, "#settings .label-wrap"))
+    settings.click()
+    until(lambda: browser.find_element(By.CSS_SELECTOR, "#model input").get_attribute("value") == DEFAULT_MODEL_NAME)
+    guard = browser.find_element(By.CSS_SELECTOR, "#loop-guard input")
+    assert guard.get_attribute("value") == "3"  # on in the page
+    guard.send_keys(Keys.CONTROL, "a")
+    guard.send_keys("2", Keys.TAB)  # a sentence asked for again and again trips it on the second
+    settings.click()
+    question = f"Write the sentence 'I love the sea.' ten times, one per line ({uuid.uuid4().hex[:4]})."
+    send(browser, question)
+    note = STOPPED_NOTES["repetition"]
+    until(lambda: bot_texts(browser) and bot_texts(browser)[-1].endswith(note), timeout=120)
+    browser.save_screenshot(str(screenshots / "07-loop-stopped.png"))
+    conversation_id = until(lambda: next((c.id for c in api("conversations") if c.title == question), None))
+    answer = until(lambda: (found := api("items", conversation_id)) and len(found) == 2 and found[1])
+    assert answer.status == "incomplete" and answer.model_extra["finish_reason"] == "repetition", answer.model_extra
+    assert most_repeated(api("messages", conversation_id)[1]["content"]) == 2  # stopped at once; the note not stored
+    assert until(lambda: browser.find_element(By.CSS_SELECTOR, "#send").is_enabled())

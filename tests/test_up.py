@@ -16,9 +16,8 @@ import pytest
 from harness.live_server import free_port
 from tests.conftest import TEST_DTYPE
 
-pytestmark = pytest.mark.live
 
-
+@pytest.mark.live
 def test_first_run_prints_phases_then_urls_and_logs_to_a_file(data_dir: Path, tmp_path: Path) -> None:
     port, ui_port = free_port(), free_port()
     dtype = [] if TEST_DTYPE == "auto" else ["--dtype", TEST_DTYPE]
@@ -48,6 +47,7 @@ def test_first_run_prints_phases_then_urls_and_logs_to_a_file(data_dir: Path, tm
             httpx.get(f"http://127.0.0.1:{port}/ready", timeout=30)
         log = log_path.read_text()
         assert "engine ready: serving SmolLM2-135M-Instruct" in log  # the engine's own log went to the file
+        assert "enforce_eager=True" in log  # a first start does not wait for compilation (`lima serve` compiles)
         assert '"GET /v1/models' in log and '"GET /ready' not in log  # probes stay out of the access log
 
         children = psutil.Process(up.pid).children(recursive=True)
@@ -59,3 +59,14 @@ def test_first_run_prints_phases_then_urls_and_logs_to_a_file(data_dir: Path, tm
         if up.poll() is None:
             os.killpg(up.pid, signal.SIGKILL)
             up.wait()
+
+
+def test_up_runs_eager_unless_the_user_chose() -> None:
+    from lima.cli.up import eager_unless_chosen
+    from server.settings import ServerSettings
+
+    plain = ServerSettings()
+    assert eager_unless_chosen(["--max-model-len", "2048"], plain) == ["--enforce-eager", "--max-model-len", "2048"]
+    assert eager_unless_chosen(["--no-enforce-eager"], plain) == ["--no-enforce-eager"]
+    chosen = ServerSettings(engine_args={"enforce_eager": False})
+    assert eager_unless_chosen([], chosen) == []

@@ -7,6 +7,10 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from server.settings import ServerSettings
 
 
 def up(argv: Sequence[str]) -> int:
@@ -87,7 +91,7 @@ def up(argv: Sequence[str]) -> int:
     engine_started = time.monotonic()
     say("engine   starting...")
     children = [start("serve", "--host", args.host, "--port", str(args.port), "--model", model,
-                      "--data-dir", str(settings.data_dir), *serve_args)]
+                      "--data-dir", str(settings.data_dir), *eager_unless_chosen(serve_args, settings))]
     try:
         # The model loads for a while; the page would only show "not ready" until then.
         if not wait_until_answers(f"{server_url}/ready", children[0]):
@@ -117,3 +121,13 @@ def up(argv: Sequence[str]) -> int:
                 child.kill()
         if output:
             output.close()
+
+
+def eager_unless_chosen(serve_args: list[str], settings: "ServerSettings") -> list[str]:
+    """The chat page within a minute of the first `make demo`: the engine runs eager unless the user chose.
+    Compiling (`lima serve`'s default) costs 1-3 minutes on a model's first start (README, "CPU serving speed")."""
+    flags = {argument.split("=", 1)[0] for argument in serve_args}
+    if {"--enforce-eager", "--no-enforce-eager"} & flags or "enforce_eager" in settings.engine_args:
+        return serve_args
+    return ["--enforce-eager", *serve_args]
+

@@ -101,17 +101,29 @@ def cpu_defaults(
     if not memory_chosen and not environ.get("VLLM_CPU_KVCACHE_SPACE"):
         kwargs["kv_cache_memory_bytes"] = kv_cache_bytes
     env = {"VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
-    # Eager: vLLM 0.32's compiled CPU path is 1.2-1.4x faster here but answers wrongly (README, "CPU serving
-    # speed": greedy "What is the capital of France?" gives "L'Étoile, la Marseillaise, ..." in bf16).
-    kwargs.setdefault("enforce_eager", True)
+    # Compiled, vLLM's own default: its log-probabilities are as close to float32's as eager's are, and it is
+    # faster (README, "CPU serving speed": bench/logprobs.py, bench/serve.py). `lima up` starts eager instead.
+    kwargs.setdefault("enforce_eager", False)
     if not kwargs["enforce_eager"]:
-        # Asked for: its own AOT artifacts fail to load on the CPU backend ("'function' object has no attribute
-        # 'finalize_loading'") and every start would compile again; inductor's cache, kept with the data, works.
-        env |= {"VLLM_USE_AOT_COMPILE": "0", "TORCHINDUCTOR_CACHE_DIR": str(compile_cache_dir)}
+        # vLLM's own AOT artifacts fail to load on the CPU backend ("'function' object has no attribute
+        # 'finalize_loading'"), so every start would compile again; inductor's cache, kept with the data, works.
+        env["VLLM_USE_AOT_COMPILE"] = "0"
     tp = int(kwargs.get("tensor_parallel_size", 1))
     if tp > 1:
         env["VLLM_CPU_OMP_THREADS_BIND"] = cpu_thread_binding(tp)
-    return kwargs, {name: value for name, value in env.items() if name not in environ}
+    env = {name: value for name, value in env.items() if name not in environ}
+    if not kwargs["enforce_eager"] and not inductor_cache_chosen(environ):
+        env["TORCHINDUCTOR_CACHE_DIR"] = str(compile_cache_dir)
+    return kwargs, env
+
+
+def inductor_cache_chosen(environ: Mapping[str, str]) -> bool:
+    """Whether TORCHINDUCTOR_CACHE_DIR names a directory someone chose: importing torch fills in its default
+    (/tmp/torchinductor_USER, lost at reboot) when it is unset."""
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    chosen = environ.get("TORCHINDUCTOR_CACHE_DIR")
+    return chosen is not None and Path(chosen).resolve() != Path(default_cache_dir()).resolve()
 
 
 def build_engine_args(
