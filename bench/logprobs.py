@@ -12,8 +12,8 @@ whether both rank the same next token first. Prints mean / p95 / max per configu
 to float32 as eager bf16 is (mean and p95 at most 10 % above eager bf16's: the rule this project uses to call a
 configuration right).
 
-Default configurations: `float32` (the reference, eager), `eager-bf16`, `compiled-bf16`, and `lima` (`lima serve`
-with its defaults on this CPU).
+Default configurations: `float32` (the reference, eager), `eager-bf16`, `compiled-bf16`, `compiled-float32` (what
+a CPU without native bf16 is served), and `lima` (`lima serve` with its defaults on this CPU).
 """
 
 import argparse
@@ -40,6 +40,7 @@ CONFIGURATIONS = [
     f"{REFERENCE}=--dtype float32 --enforce-eager",
     f"{BASELINE}=--dtype bfloat16 --enforce-eager",
     "compiled-bf16=--dtype bfloat16 --no-enforce-eager",
+    "compiled-float32=--dtype float32 --no-enforce-eager",
 ]
 AS_CLOSE = 1.10  # a configuration is right when its mean and p95 are at most 10 % above eager bf16's
 

@@ -314,9 +314,9 @@ def test_an_answer_that_repeats_a_sentence_is_stopped_with_a_note(default_page: 
     guard = browser.find_element(By.CSS_SELECTOR, "#loop-guard input")
     assert guard.get_attribute("value") == "3"  # on in the page
     guard.send_keys(Keys.CONTROL, "a")
-    guard.send_keys("2", Keys.TAB)  # a sentence asked for again and again trips it on the second
+    guard.send_keys("2", Keys.TAB)  # the copied sentence trips it on its second time
     settings.click()
-    question = f"Write the sentence 'I love the sea.' ten times, one per line ({uuid.uuid4().hex[:4]})."
+    question = "Copy this text exactly: " + " ".join(["I love the sea."] * 5)  # SmolLM2 copies it, every seed tried
     send(browser, question)
     note = STOPPED_NOTES["repetition"]
     until(lambda: bot_texts(browser) and bot_texts(browser)[-1].endswith(note), timeout=120)
