@@ -6,6 +6,7 @@ sizes, 8x apart: its time per character on the large one may not be several time
 pattern that backtracks (quadratic or exponential) fails that; the check is shown to fail on such patterns.
 """
 
+import gc
 import importlib
 import math
 import pkgutil
@@ -39,8 +40,12 @@ def _stop(signum: int, frame: object) -> None:
 def seconds(function: Callable[[str], object], argument: str, cap_s: float = CAP_S) -> float:
     """CPU time of one call (other processes on the machine do not count); inf past `cap_s`. The regular
     expression engine checks for signals, so a backtracking pattern is stopped too (a CPU-time timer:
-    pytest-timeout owns the real-time one; and the thread's clock, which that timer leaves precise)."""
+    pytest-timeout owns the real-time one; and the thread's clock, which that timer leaves precise). The garbage
+    collector is off while it runs: a full collection walks every object the suite holds (an engine's, late in a
+    run), a cost of the process, not of the rule, that lands on whichever call allocates past the threshold."""
     previous = signal.signal(signal.SIGVTALRM, _stop)
+    collecting = gc.isenabled()
+    gc.disable()
     signal.setitimer(signal.ITIMER_VIRTUAL, cap_s)
     started = time.thread_time()
     try:
@@ -51,6 +56,8 @@ def seconds(function: Callable[[str], object], argument: str, cap_s: float = CAP
     finally:
         signal.setitimer(signal.ITIMER_VIRTUAL, 0)
         signal.signal(signal.SIGVTALRM, previous)
+        if collecting:
+            gc.enable()
 
 
 def growth(function: Callable[[str], object], small: str, large: str, cap_s: float = CAP_S) -> str | None:
@@ -194,6 +201,8 @@ def test_the_style_rules_and_review_are_linear_on_adversarial_text(parts: Parts,
 
 @given(parts_of(HTML_TOKENS + TOKENS), st.booleans())
 @example([("<p>a", " ", 6), ("</p>", "\n", 1)], True)
+@example([("Source:", "#", 1), ("[12]", "\n", 6), ("\u00a0", "\u00a0", 1), ("\x85", "\u00a0", 1), ("[12]", "\n", 6)],
+         False)  # footnote lines behind non-breaking spaces: each look once exposed one more (hypothesis found it)
 @settings(SETTINGS, max_examples=20)
 def test_html_and_plain_text_clean_up_is_linear_on_adversarial_input(parts: Parts, stretch: bool) -> None:
     assert_linear(TEXT_FUNCTIONS, *pair(parts, stretch, size=1500))

@@ -38,6 +38,9 @@ def _any(*patterns: str, flags: int = re.I) -> re.Pattern[str]:
     return re.compile("|".join(f"(?:{p})" for p in patterns), flags)
 
 
+# A rule anchored at a line start lets the line open with any whitespace but a line break ("[^\S\n]"): each
+# look strips the text's ends after its cuts, and a line a rule met only once stripped would cost one more look
+# per such line (quadratic), where matching it as it stands cuts them all in one.
 PATTERNS: dict[str, re.Pattern[str]] = {
     # "I" is matched case-sensitively (so is not "i.e."); the rest of the forms in either case.
     FIRST_PERSON: _any(r"\bI(?:['\u2019](?:m|ve|d|ll))?\b(?!\.e\.|/O\b)",
@@ -86,16 +89,18 @@ PATTERNS: dict[str, re.Pattern[str]] = {
         r"\bhope (?:this|that|it) helps\b", r"\bhappy (?:brewing|experimenting|coding|hacking)\b",
     ),
     EDIT_NOTE: _any(
-        r"^[#>*_ \t]*(?:edit(?:ed)?|update[d]?|addendum|p\.?s\.?|post ?script)\b[^\n]{0,30}?(?:[:\-\u2013\u2014]|\*\*)",
+        r"^(?:[#>*_]|[^\S\n])*(?:edit(?:ed)?|update[d]?|addendum|p\.?s\.?|post ?script)\b"
+        r"[^\n]{0,30}?(?:[:\-\u2013\u2014]|\*\*)",
         r"[(\[]\s*(?:edit|update)\s*:", r"\b(?:edit|update)\s*:", r"\bedits? (?:on \w+ )?(?:are |is )?welcome\b",
         r"\bedited to\b", r"\bsee (?:my|the) edit\b",
         flags=re.I | re.M,
     ),
     CREDITS: _any(
-        r"^[#>*_ \t-]*(?:sources?|sourced from|references?|credits?|image credits?|reference (?:&|and) image credits|"
+        r"^(?:[#>*_-]|[^\S\n])*(?:sources?|sourced from|references?|credits?|image credits?|"
+        r"reference (?:&|and) image credits|"
         r"photo credits?|further reading|more information|more info|see also|related|bibliography|citations?|"
         r"footnotes?)\b[^\n]{0,60}$",
-        r"\s[-\u2013\u2014]\s*source\s*$", r"^\[\d{1,2}\]\s",  # a footnote's own line
+        r"\s[-\u2013\u2014]\s*source\s*$", r"^[^\S\n]*\[\d{1,2}\]\s",  # a footnote's own line
         flags=re.I | re.M,
     ),
     REMOVED: _any(
