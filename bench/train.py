@@ -71,7 +71,7 @@ def synthetic_data(count: int, max_tokens: int, directory: Path) -> str:
 
 def default_model() -> Path:
     from model_prep.checkpoints.default_model import ensure_default_model
-    from server.settings import ServerSettings
+    from server.core.settings import ServerSettings
 
     return ensure_default_model(ServerSettings().data_dir)
 

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from harness.live_server import free_port, wait_for
-from server.history.redis_server import die_with_parent
+from server.core.history.redis_server import die_with_parent
 
 CONFIG = Path(__file__).resolve().parent.parent / "deploy" / "haproxy" / "haproxy.cfg"
 SERVER_TEMPLATE = re.compile(r"^(\s*)server-template .*$", re.MULTILINE)

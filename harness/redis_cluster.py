@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 from harness.live_server import wait_for
-from server.history.redis_server import RedisServer, RedisServerError, redis_server_binary
+from server.core.history.redis_server import RedisServer, RedisServerError, redis_server_binary
 
 
 def cluster_port() -> int:

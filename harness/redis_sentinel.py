@@ -7,7 +7,7 @@ from pathlib import Path
 import redis
 
 from harness.live_server import free_port, wait_for
-from server.history.redis_server import RedisServer, RedisServerError, die_with_parent, redis_server_binary
+from server.core.history.redis_server import RedisServer, RedisServerError, die_with_parent, redis_server_binary
 
 MASTER_NAME = "lima"
 

@@ -3,7 +3,7 @@ the evaluation runner."""
 
 from openai import AsyncOpenAI
 
-from server.protocol import joined_text
+from model_prep.chat_format import joined_text
 
 
 async def delete_from_user_turn(client: AsyncOpenAI, conversation_id: str, turn: int) -> str | None:

@@ -4,7 +4,7 @@ The chat template stored in the tokenizer is the single source of truth; renderi
 without extra special tokens gives the same ids whether the caller is a trainer or the server.
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, NotRequired, TypedDict, cast
 
 if TYPE_CHECKING:  # the type only: importing transformers takes seconds
@@ -83,3 +83,16 @@ def encode_example(
     if all(label == IGNORE for label in labels):
         return None
     return Example(input_ids=ids, labels=labels)
+
+
+def template_role(role: str) -> str:
+    """The chat template's role for an OpenAI role: "developer" is OpenAI's newer name for "system"."""
+    return "system" if role == "developer" else role
+
+
+def joined_text(content: str | Iterable[Any]) -> str:
+    """A message's text: the string itself, or its text parts joined (models with `.text`, or stored dicts)."""
+    if isinstance(content, str):
+        return content
+    parts: Iterable[Any] = content
+    return "".join(str(part.get("text", "")) if isinstance(part, dict) else str(part.text) for part in parts)

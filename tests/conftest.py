@@ -19,8 +19,8 @@ import psutil
 import pytest
 
 from harness.live_server import LiveServer, free_port, stopped_together
-from server.engine.args import cpu_dtype, cpu_flags
-from server.history.redis_server import RedisServer
+from server.core.engine.args import cpu_dtype, cpu_flags
+from server.core.history.redis_server import RedisServer
 from tests.tiny_model import build_tiny_llama
 
 REPO = Path(__file__).resolve().parent.parent

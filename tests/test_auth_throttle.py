@@ -13,14 +13,15 @@ import httpx
 import pytest
 from fastapi import APIRouter, Depends, FastAPI
 
-from server import metrics
-from server.app import open_store, without_password
-from server.auth import AdminDep, APIKeys, AuthThrottle, UserDep, address_key, client_address, current_user
-from server.errors import install_error_handlers
-from server.history.redis_server import RedisServer
-from server.history.store import connect
-from server.settings import ServerSettings
-from server.state import ServerState
+from server.api.deps import AdminDep, UserDep, current_user
+from server.api.errors import install_error_handlers
+from server.core import metrics
+from server.core.auth import APIKeys, AuthThrottle, client_address
+from server.core.history.keys import address_key
+from server.core.history.redis_server import RedisServer
+from server.core.history.store import connect
+from server.core.settings import ServerSettings
+from server.core.state import ServerState, open_store, without_password
 
 KEYS = {"ann": "sk-ann-right", "bo": "sk-bo-admin"}
 RIGHT, WRONG = {"Authorization": "Bearer sk-ann-right"}, {"Authorization": "Bearer sk-guess-123"}
@@ -161,7 +162,7 @@ def test_redis_down_fails_open_and_logs_once(redis_server: RedisServer, caplog: 
     async def scenario(_: AuthThrottle, get: Callable[..., Awaitable[httpx.Response]]) -> None:
         assert (await get("192.0.2.1", WRONG)).status_code == 401
         redis_server.stop()
-        with caplog.at_level(logging.WARNING, logger="server.auth"):
+        with caplog.at_level(logging.WARNING, logger="server.core.auth"):
             for _ in range(3):
                 assert (await get("192.0.2.1", WRONG)).status_code == 401  # keys still checked, never 429 or 500
             assert (await get("192.0.2.1", RIGHT)).json() == {"user": "ann"}

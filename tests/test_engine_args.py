@@ -7,7 +7,7 @@ import pytest
 from torch._inductor.runtime.cache_dir_utils import default_cache_dir
 
 from lima.cli.serve import serve_parser
-from server.engine.args import (
+from server.core.engine.args import (
     EngineArgsError,
     build_engine_args,
     check_lora_modules,

@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from harness.live_server import LiveServer
-from server.history.redis_server import RedisServer
+from server.core.history.redis_server import RedisServer
 from tests.conftest import API_KEYS
 from tests.metrics_scrape import scrape, total
 

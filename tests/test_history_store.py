@@ -16,10 +16,18 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 from harness.live_server import free_port
 from lima.cli import main
 from model_prep.chat_format import Message, chat_token_ids
-from server.auth import APIKeys, read_keys_file
-from server.errors import APIError, as_api_error
-from server.failures import Corrupt, Invalid, NotFound, QuotaExceeded, Unavailable
-from server.history.ids import (
+from server.api.conversations.protocol import ConversationCreate
+from server.api.errors import as_api_error
+from server.api.protocol import input_items
+from server.core.auth import APIKeys, RejectedKey, read_keys_file
+from server.core.failures import Corrupt, Invalid, NotFound, QuotaExceeded, Unavailable
+from server.core.history.items import FunctionCallItem, FunctionCallOutputItem, Item, MessageItem
+from server.core.history.keys import conversation_keys, response_key, sizes_key, user_index
+from server.core.history.migrate import migrate_key_layout
+from server.core.history.objects import StoredResponse
+from server.core.history.redis_server import RedisServer
+from server.core.history.store import ConversationFull, HistoryStore, connect
+from server.core.ids import (
     CONVERSATION,
     FUNCTION_CALL,
     FUNCTION_CALL_OUTPUT,
@@ -29,23 +37,11 @@ from server.history.ids import (
     RESPONSE,
     checked,
     is_issued,
+    new_id,
 )
-from server.history.items import (
-    ConversationCreate,
-    FunctionCallItem,
-    FunctionCallOutputItem,
-    Item,
-    MessageItem,
-    input_items,
-)
-from server.history.migrate import migrate_key_layout
-from server.history.objects import StoredResponse
-from server.history.prompt import fit_prompt, split_turns, template_messages
-from server.history.redis_server import RedisServer
-from server.history.store import ConversationFull, HistoryStore, connect
-from server.protocol import new_id
+from server.core.prompt import fit_prompt, split_turns, template_messages
 
-# Ids of the shape the server issues (server/history/ids.py): the store refuses any other.
+# Ids of the shape the server issues (server/core/ids.py): the store refuses any other.
 CONV_CACHE = "conv_" + b"cache".hex().rjust(32, "0")
 CONV_OLD = "conv_" + b"old".hex().rjust(32, "0")
 CONV_SHORT = "conv_" + b"short".hex().rjust(32, "0")
@@ -79,7 +75,7 @@ def test_turns_append_in_order_with_ttl_and_owner(store: HistoryStore) -> None:
         assert [i.text() for i in found.items] == ["Be kind.", "q1", "a1", "q2", "a2"]
         assert found.conversation.preview == "q1"
         assert await store.load("ben", CONV_T1) is None
-        for key in [*store.conversation_keys("ann", CONV_T1), store.user_index("ann")]:
+        for key in [*conversation_keys("ann", CONV_T1), user_index("ann")]:
             assert 3500 < await store.client.ttl(key) <= 3600
         with pytest.raises(ConversationFull):  # 5 items + 2 > 6: refused whole, nothing written
             await store.append("ann", CONV_T1, turn("q3", "a3"))
@@ -95,9 +91,9 @@ def test_expired_conversations_leave_the_listing(shared_redis: RedisServer) -> N
         await short.create_conversation("cy", CONV_SHORT, {}, turn("q", "a"))
         assert [c.id for c in (await short.list_conversations("cy", 10, None, True))[0]] == [CONV_SHORT]
         await asyncio.sleep(1.5)
-        await short.client.zadd(short.user_index("cy"), {CONV_SHORT: 1})  # index outlives the conversation
+        await short.client.zadd(user_index("cy"), {CONV_SHORT: 1})  # index outlives the conversation
         assert (await short.list_conversations("cy", 10, None, True))[0] == []
-        assert await short.client.zcard(short.user_index("cy")) == 0
+        assert await short.client.zcard(user_index("cy")) == 0
 
     run(scenario())
 
@@ -131,8 +127,10 @@ def test_api_keys_file_plain_and_hashed(tmp_path: Path) -> None:
     keys = APIKeys(*read_keys_file(path))
     assert keys.user_for("Bearer sk-ann") == "ann" and keys.user_for("bearer sk-ben") == "ben"
     assert keys.admins == {"ann"}
-    with pytest.raises(APIError):
+    with pytest.raises(RejectedKey):
         keys.user_for("Bearer sk-nobody")
+    rejected = as_api_error(RejectedKey("Incorrect API key provided.", code="invalid_api_key"))
+    assert rejected.status == 401 and rejected.headers == {"WWW-Authenticate": "Bearer"}
     for wrong in ("only-one-field\n", "ann sk-ann root\n"):
         path.write_text(wrong)
         with pytest.raises(ValueError, match="keys:1"):
@@ -267,7 +265,7 @@ def test_the_old_key_layout_moves_whole_once_and_keeps_ttls(tmp_path: Path) -> N
             assert [item.text() for item in found.items] == ["q1", "a1"]
             assert [c.id for c in (await store.list_conversations("ann", 10, None, True))[0]] == [CONV_OLD]
             assert [r.id for r in await store.response_chain("ann", RESP_B)] == [RESP_A, RESP_B]
-            assert 400 < await store.client.ttl(HistoryStore.conversation_keys("ann", CONV_OLD)[0]) <= 500
+            assert 400 < await store.client.ttl(conversation_keys("ann", CONV_OLD)[0]) <= 500
             assert await store.load("ben", CONV_OLD) is None
             await store.client.aclose()
 
@@ -320,9 +318,9 @@ def test_ids_module_accepts_exactly_the_issued_shapes() -> None:
     failure = as_api_error(missing.value)
     assert (failure.status, failure.body.code) == (404, "conversation_not_found")
     with pytest.raises(NotFound):  # the key builders are the last line of defence
-        HistoryStore.conversation_keys("ann", good + ":ids")
+        conversation_keys("ann", good + ":ids")
     with pytest.raises(NotFound):
-        HistoryStore.response_key("ann", "resp_*")
+        response_key("ann", "resp_*")
 
 
 def test_input_items_get_ids_the_server_issues() -> None:
@@ -355,10 +353,10 @@ OWNER = "olga"
 CONV = new_id(CONVERSATION)
 NEW_CONV = new_id(CONVERSATION)
 RESPONSE_ID = new_id(RESPONSE)
-conv_key, ids_key, items_key = HistoryStore.conversation_keys(OWNER, CONV)
-index_key = HistoryStore.user_index(OWNER)
-response_key = HistoryStore.response_key(OWNER, RESPONSE_ID)
-sizes_key = HistoryStore.sizes_key(OWNER)
+conv_key, ids_key, items_key = conversation_keys(OWNER, CONV)
+index_key = user_index(OWNER)
+owner_response_key = response_key(OWNER, RESPONSE_ID)
+owner_sizes_key = sizes_key(OWNER)
 
 
 def planted_as(kind: str) -> Any:
@@ -395,7 +393,7 @@ def stale_entry(client: redis.Redis, key: str) -> None:
 # leaves Redis exactly as it was.
 CORRUPTIONS: dict[str, tuple[Any, str, Any, Any]] = {
     "append: index is a string": (planted_as("string"), index_key, append_with_response, Corrupt),
-    "append: response is a hash": (planted_as("hash"), response_key, append_with_response, Corrupt),
+    "append: response is a hash": (planted_as("hash"), owner_response_key, append_with_response, Corrupt),
     "append: items are a list": (planted_as("list"), items_key, append_with_response, Corrupt),
     "append: ids are a string": (planted_as("string"), ids_key, append_with_response, Corrupt),
     "append: revision not a number": (lambda c, k: c.hset(k, "rev", "x"), conv_key, append_with_response, Corrupt),
@@ -403,7 +401,7 @@ CORRUPTIONS: dict[str, tuple[Any, str, Any, Any]] = {
     "append: another owner": (lambda c, k: c.hset(k, "owner", "other"), conv_key, append_with_response, False),
     "create: index is a string": (planted_as("string"), index_key,
                                   lambda s, _: s.create_conversation(OWNER, NEW_CONV, {}, turn("q", "a")), Corrupt),
-    "create: items are a list": (planted_as("list"), HistoryStore.conversation_keys(OWNER, NEW_CONV)[2],
+    "create: items are a list": (planted_as("list"), conversation_keys(OWNER, NEW_CONV)[2],
                                  lambda s, _: s.create_conversation(OWNER, NEW_CONV, {}, turn("q", "a")), Corrupt),
     "update metadata: conversation is a list": (planted_as("list"), conv_key,
                                                 lambda s, _: s.update_metadata(OWNER, CONV, {"k": "v"}), Corrupt),
@@ -416,25 +414,25 @@ CORRUPTIONS: dict[str, tuple[Any, str, Any, Any]] = {
     "delete item: revision not a number": (lambda c, k: c.hset(k, "rev", "1.5"), conv_key,
                                            lambda s, item: s.delete_item(OWNER, CONV, item), Corrupt),
     "load: ids are a string": (planted_as("string"), ids_key, lambda s, _: s.load(OWNER, CONV), Corrupt),
-    "append: sizes are a string": (planted_as("string"), sizes_key, append_with_response, Corrupt),
-    "append: a byte count not a number": (lambda c, k: c.hset(k, CONV, "x"), sizes_key, append_with_response,
+    "append: sizes are a string": (planted_as("string"), owner_sizes_key, append_with_response, Corrupt),
+    "append: a byte count not a number": (lambda c, k: c.hset(k, CONV, "x"), owner_sizes_key, append_with_response,
                                           Corrupt),
-    "append: over the byte quota": (stale_entry, sizes_key, lambda s, _: append_with_response(capped(s, 0, 100), _),
-                                    QuotaExceeded),
+    "append: over the byte quota": (stale_entry, owner_sizes_key,
+                                    lambda s, _: append_with_response(capped(s, 0, 100), _), QuotaExceeded),
     "create: over the conversation quota": (stale_entry, index_key, lambda s, _: capped(s, 1).create_conversation(
         OWNER, NEW_CONV, {}, turn("q", "a")), QuotaExceeded),
-    "create: over the byte quota": (stale_entry, sizes_key, lambda s, _: capped(s, 0, 100).create_conversation(
+    "create: over the byte quota": (stale_entry, owner_sizes_key, lambda s, _: capped(s, 0, 100).create_conversation(
         OWNER, NEW_CONV, {}, turn("q", "a")), QuotaExceeded),
-    "save response: sizes are a list": (planted_as("list"), sizes_key, save_response, Corrupt),
-    "save response: over the byte quota": (stale_entry, sizes_key, lambda s, _: save_response(capped(s, 0, 100), _),
-                                           QuotaExceeded),
-    "delete response: sizes are a string": (planted_as("string"), sizes_key,
+    "save response: sizes are a list": (planted_as("list"), owner_sizes_key, save_response, Corrupt),
+    "save response: over the byte quota": (stale_entry, owner_sizes_key,
+                                           lambda s, _: save_response(capped(s, 0, 100), _), QuotaExceeded),
+    "delete response: sizes are a string": (planted_as("string"), owner_sizes_key,
                                             lambda s, _: s.delete_response(OWNER, RESPONSE_ID), Corrupt),
-    "delete conversation: a byte count not a number": (lambda c, k: c.hset(k, "total", "1e3"), sizes_key,
+    "delete conversation: a byte count not a number": (lambda c, k: c.hset(k, "total", "1e3"), owner_sizes_key,
                                                        lambda s, _: s.delete_conversation(OWNER, CONV), Corrupt),
-    "delete item: sizes are a string": (planted_as("string"), sizes_key,
+    "delete item: sizes are a string": (planted_as("string"), owner_sizes_key,
                                         lambda s, item: s.delete_item(OWNER, CONV, item), Corrupt),
-    "response chain: response is a hash": (planted_as("hash"), response_key,
+    "response chain: response is a hash": (planted_as("hash"), owner_response_key,
                                            lambda s, _: s.response_chain(OWNER, RESPONSE_ID), Corrupt),
 }
 
@@ -474,7 +472,7 @@ def quota_decisions(quota: str, outcome: str) -> float:
 def stored_bytes(client: redis.Redis, owner: str) -> dict[str, int]:
     """What the user really stores, read key by key: conv id -> the HSTRLEN sum of its items hash, resp id -> the
     record's STRLEN, and their total (what the sizes hash must say)."""
-    prefix = HistoryStore.user_index(owner).removesuffix("convs")
+    prefix = user_index(owner).removesuffix("convs")
     found: dict[str, int] = {}
     for raw in client.scan_iter(f"{prefix}*"):
         key = raw.decode()
@@ -486,7 +484,7 @@ def stored_bytes(client: redis.Redis, owner: str) -> dict[str, int]:
 
 
 def sizes_hash(client: redis.Redis, owner: str) -> dict[str, int]:
-    return {k.decode(): int(v) for k, v in client.hgetall(HistoryStore.sizes_key(owner)).items()}
+    return {k.decode(): int(v) for k, v in client.hgetall(sizes_key(owner)).items()}
 
 
 def test_the_conversation_quota_refuses_past_the_cap_and_counts_expired_ones_out(own_redis: RedisServer) -> None:
@@ -513,9 +511,9 @@ def test_the_conversation_quota_refuses_past_the_cap_and_counts_expired_ones_out
         await store.create_conversation("quinn", third, {}, [])  # room again
         assert quota_decisions("conversations", "allowed") == allowed + 1
         # `second` expires (its keys time out; the index entry lingers): it no longer counts, and leaves the index.
-        client.delete(*store.conversation_keys("quinn", second))
+        client.delete(*conversation_keys("quinn", second))
         await store.create_conversation("quinn", fourth, {}, [])
-        assert sorted(m.decode() for m in client.zrange(store.user_index("quinn"), 0, -1)) == sorted([third, fourth])
+        assert sorted(m.decode() for m in client.zrange(user_index("quinn"), 0, -1)) == sorted([third, fourth])
         with pytest.raises(QuotaExceeded):
             await store.create_conversation("quinn", new_id(CONVERSATION), {}, [])
         await store.client.aclose()
@@ -542,7 +540,7 @@ def test_stored_bytes_are_counted_exactly_capped_and_given_back(own_redis: Redis
         await store.create_conversation("sam", other, {}, turn("x", "y"))
         sizes = counted()
         assert set(sizes) == {conv, other, alone, chained, "total"}
-        assert 0 < client.ttl(store.sizes_key("sam")) <= 3600
+        assert 0 < client.ttl(sizes_key("sam")) <= 3600
         # Past the cap: refused whole, nothing written, the error names the limit and the usage.
         allowed, refused = quota_decisions("stored_bytes", "allowed"), quota_decisions("stored_bytes", "refused")
         before = snapshot(client)
@@ -573,7 +571,7 @@ def test_stored_bytes_are_counted_exactly_capped_and_given_back(own_redis: Redis
         # `conv` expires behind the store's back: its bytes count again once a write needs them.
         fresh = turn("q", "w" * (cap - counted()[chained] - 600))  # 600: room for the JSON around the text
         needed = sum(len(item.model_dump_json().encode()) for item in fresh)
-        client.delete(*store.conversation_keys("sam", conv))
+        client.delete(*conversation_keys("sam", conv))
         assert sizes_hash(client, "sam")["total"] + needed > cap >= stored_bytes(client, "sam")["total"] + needed
         await store.create_conversation("sam", other, {}, fresh)
         assert set(sizes_hash(client, "sam")) == {other, chained, "total"}

@@ -23,9 +23,9 @@ import prometheus_client
 import pytest
 import yaml
 
-import server.metrics  # noqa: F401  (registers the server's metrics)
-from server.routes.ops import router as ops_router
-from server.settings import ServerSettings, environment_names
+import server.core.metrics  # noqa: F401  (registers the server's metrics)
+from server.api.ops.router import router as ops_router
+from server.core.settings import ServerSettings, environment_names
 
 REPO = Path(__file__).resolve().parent.parent
 OVERLAYS = REPO / "deploy" / "k8s" / "overlays"

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from server.engine.admission import Admission, RateLimiter
-from server.errors import as_api_error
-from server.failures import Overloaded
-from server.history.redis_server import RedisServer
-from server.history.store import connect
+from server.api.errors import as_api_error
+from server.core.engine.admission import Admission
+from server.core.failures import Overloaded
+from server.core.history.redis_server import RedisServer
+from server.core.history.store import connect
+from server.core.rate_limit import RateLimiter
 
 
 def test_admission_refuses_past_the_limit_and_release_is_idempotent() -> None:

@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from lima.cli.serve import not_a_probe
-from server.app import build_app
-from server.engine.args import build_engine_args
-from server.engine.wrapper import ChatEngine
-from server.settings import ServerSettings
+from server.api.app import build_app
+from server.core.engine.args import build_engine_args
+from server.core.engine.wrapper import ChatEngine
+from server.core.settings import ServerSettings
 
 CACHE = Path("/data/compile-cache")
 
@@ -59,10 +59,10 @@ def test_prompts_are_logged_only_with_log_prompts(log_prompts: bool, caplog: pyt
 def test_log_prompts_turns_on_vllms_request_log_and_a_banner(caplog: pytest.LogCaptureFixture) -> None:
     assert build_engine_args("/models/m", {}, {}, 2**30, CACHE).enable_log_requests is False
     assert build_engine_args("/models/m", {}, {}, 2**30, CACHE, log_prompts=True).enable_log_requests is True
-    with caplog.at_level(logging.WARNING, logger="server.app"):
+    with caplog.at_level(logging.WARNING, logger="server.api.app"):
         build_app(ServerSettings(api_keys={"ann": "sk-ann"}), build_engine_args("/models/m", {}, {}, 2**30, CACHE))
     assert "--log-prompts IS ON" not in caplog.text
-    with caplog.at_level(logging.WARNING, logger="server.app"):
+    with caplog.at_level(logging.WARNING, logger="server.api.app"):
         build_app(ServerSettings(api_keys={"ann": "sk-ann"}, log_prompts=True),
                   build_engine_args("/models/m", {}, {}, 2**30, CACHE))
     assert "--log-prompts IS ON" in caplog.text

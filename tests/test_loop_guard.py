@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness.live_server import LiveServer
-from server.engine.loop_guard import LoopGuard, most_repeated, sentence_key
+from server.core.engine.loop_guard import LoopGuard, most_repeated, sentence_key
 from tests.metrics_scrape import scrape, total
 from tests.test_curation_linear import growth
 
@@ -97,8 +97,8 @@ def test_the_guard_bounds_the_answers_and_is_off_unless_asked(client: openai.Ope
 
 
 def test_a_response_the_guard_ended_is_incomplete_for_repetition() -> None:
-    from server.engine.generation import REPETITION
-    from server.history.turns import response_status
+    from server.core.engine.generation import REPETITION
+    from server.core.turns import response_status
 
     status, details = response_status(REPETITION, interrupted=False)
     assert status == "incomplete" and details is not None and details.reason == "repetition"

@@ -6,6 +6,8 @@ official client parses it into; then every field is compared: a field OpenAI dec
 (no coercion), and a field OpenAI does not declare must be one of this server's documented extensions."""
 
 import json
+import os
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,8 +20,8 @@ from pydantic import BaseModel, TypeAdapter
 from vllm.engine.arg_utils import AsyncEngineArgs
 
 from harness.live_server import LiveServer
-from server.app import build_app
-from server.settings import ServerSettings
+from server.api.app import build_app
+from server.core.settings import ServerSettings
 
 # Fields this server adds to OpenAI's objects (README, "API"), by the kind of object that carries them.
 EXTENSIONS = {
@@ -151,3 +153,23 @@ def test_openapi_declares_a_typed_answer_for_every_route(tmp_path: Any) -> None:
     ]
     assert untyped == []
     assert len(schema["paths"]) >= 11
+
+
+OPENAPI_COPY = Path(__file__).with_name("openapi.json")
+
+
+def test_openapi_is_the_checked_in_document(tmp_path: Any) -> None:
+    """The API's schema is what tests/openapi.json says, so a change of any route, field or error shape is a
+    decision seen in review, not an accident. After a deliberate change: LIMA_WRITE_OPENAPI=1 pytest this test."""
+    app = build_app(ServerSettings(embedded_redis_dir=tmp_path), AsyncEngineArgs(model=str(tmp_path)))
+    schema = json.loads(json.dumps(app.openapi()))
+    if os.environ.get("LIMA_WRITE_OPENAPI") == "1":
+        OPENAPI_COPY.write_text(json.dumps(schema, indent=1, sort_keys=True) + "\n")
+    checked_in = json.loads(OPENAPI_COPY.read_text())
+    changed = sorted(f"{path} {method}" for path in {*schema["paths"], *checked_in["paths"]}
+                     for method in {*schema["paths"].get(path, {}), *checked_in["paths"].get(path, {})}
+                     if schema["paths"].get(path, {}).get(method) != checked_in["paths"].get(path, {}).get(method))
+    models = sorted(name for name in {*schema["components"]["schemas"], *checked_in["components"]["schemas"]}
+                    if schema["components"]["schemas"].get(name) != checked_in["components"]["schemas"].get(name))
+    assert (changed, models) == ([], []), "the API changed: operations and models that differ from tests/openapi.json"
+    assert schema == checked_in

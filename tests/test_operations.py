@@ -14,7 +14,8 @@ import psutil
 import pytest
 
 from harness.live_server import LiveServer, stopped_together, wait_for
-from server.history.redis_server import RedisServer
+from server.core.history.keys import conversation_keys
+from server.core.history.redis_server import RedisServer
 from tests.conftest import launch
 from tests.metrics_scrape import scrape, total
 
@@ -196,11 +197,10 @@ def redis_items(redis_server: RedisServer, conversation: str) -> list[dict]:
 
     import redis
 
-    from server.auth import LOCAL_USER
-    from server.history.store import HistoryStore
+    from server.core.auth import LOCAL_USER
 
     client = redis.Redis.from_url(redis_server.url, decode_responses=True)
-    _, ids_key, items_key = HistoryStore.conversation_keys(LOCAL_USER, conversation)
+    _, ids_key, items_key = conversation_keys(LOCAL_USER, conversation)
     ids = client.lrange(ids_key, 0, -1)
     items = client.hgetall(items_key)
     client.close()

@@ -10,16 +10,17 @@ import pytest
 
 from harness.live_server import stopped_together
 from harness.redis_cluster import LocalRedisCluster
-from server.engine.admission import RateLimiter
-from server.failures import Unavailable
-from server.history.items import MessageItem
-from server.history.objects import StoredResponse
-from server.history.store import HistoryStore, connect
+from server.core.failures import Unavailable
+from server.core.history.items import MessageItem
+from server.core.history.keys import user_index
+from server.core.history.objects import StoredResponse
+from server.core.history.store import HistoryStore, connect
+from server.core.rate_limit import RateLimiter
 from tests.conftest import launch, tiny_args
 
 USERS = [f"user-{index}" for index in range(8)]
 
-# Ids of the shape the server issues (server/history/ids.py): the store refuses any other.
+# Ids of the shape the server issues (server/core/ids.py): the store refuses any other.
 CONV_C = "conv_" + b"c".hex().rjust(32, "0")
 CONV_F = "conv_" + b"f".hex().rjust(32, "0")
 RESP_1 = "resp_" + b"1".hex().rjust(32, "0")
@@ -41,7 +42,7 @@ def turn(question: str, answer: str) -> list[MessageItem]:
 
 
 def test_every_operation_works_with_users_spread_over_the_masters(cluster: LocalRedisCluster) -> None:
-    masters = {cluster.master_of(HistoryStore.user_index(user)).port for user in USERS}
+    masters = {cluster.master_of(user_index(user)).port for user in USERS}
     assert len(masters) >= 2, "the users' slots should land on more than one master"
 
     async def scenario() -> None:
@@ -71,7 +72,7 @@ def test_every_operation_works_with_users_spread_over_the_masters(cluster: Local
 
 def test_a_failover_of_the_users_master_loses_no_completed_turn(cluster: LocalRedisCluster) -> None:
     user = "failover-user"
-    master = cluster.master_of(HistoryStore.user_index(user))
+    master = cluster.master_of(user_index(user))
 
     async def scenario() -> tuple[list[int], int, list[str]]:
         store = HistoryStore(connect(cluster.url), ttl_seconds=0, max_items=5000)
@@ -96,7 +97,7 @@ def test_a_failover_of_the_users_master_loses_no_completed_turn(cluster: LocalRe
             await store.client.aclose()
 
     completed, failed, texts = asyncio.run(scenario())
-    assert cluster.master_of(HistoryStore.user_index(user)).port != master.port, "the failover happened"
+    assert cluster.master_of(user_index(user)).port != master.port, "the failover happened"
     assert texts == [text for index in completed for text in (f"q{index}", f"a{index}")]  # whole turns, in order
     print(f"failover: {len(completed)} turns stored, {failed} refused with 503 during the switch")
     assert failed <= 10 and len(completed) >= 140, (failed, len(completed))

@@ -13,13 +13,14 @@ import redis
 
 from harness.live_server import free_port
 from harness.redis_sentinel import LocalSentinels
-from server.failures import Unavailable
-from server.history.items import MessageItem
-from server.history.redis_server import RedisServer, RedisServerError, redis_server_binary
-from server.history.store import HistoryStore, connect
-from server.settings import ServerSettings
+from server.core.failures import Unavailable
+from server.core.history.items import MessageItem
+from server.core.history.keys import conversation_keys
+from server.core.history.redis_server import RedisServer, RedisServerError, redis_server_binary
+from server.core.history.store import HistoryStore, connect
+from server.core.settings import ServerSettings
 
-# Ids of the shape the server issues (server/history/ids.py): the store refuses any other.
+# Ids of the shape the server issues (server/core/ids.py): the store refuses any other.
 CONV_FAILOVER = "conv_" + b"failover".hex().rjust(32, "0")
 CONV_SENTINEL = "conv_" + b"sentinel".hex().rjust(32, "0")
 
@@ -52,7 +53,7 @@ def test_append_only_file_survives_stop_and_start(tmp_path: Path) -> None:
 def test_redis_server_dies_with_its_owner_even_on_kill_9(tmp_path: Path) -> None:
     owner = subprocess.Popen(
         [sys.executable, "-c", "import time\nfrom pathlib import Path\n"
-         "from server.history.redis_server import RedisServer\n"
+         "from server.core.history.redis_server import RedisServer\n"
          f"server = RedisServer(Path({str(tmp_path)!r})).start()\nprint(server.pid, flush=True)\ntime.sleep(600)"],
         stdout=subprocess.PIPE, text=True,
     )
@@ -98,7 +99,7 @@ def test_sentinel_url_finds_the_master(tmp_path: Path) -> None:
 
         assert asyncio.run(through_sentinel()) == [CONV_SENTINEL]
         # It wrote to the master the sentinel named.
-        assert master.client().exists(HistoryStore.conversation_keys("ivy", CONV_SENTINEL)[0])
+        assert master.client().exists(conversation_keys("ivy", CONV_SENTINEL)[0])
     finally:
         sentinel.send_signal(signal.SIGTERM)
         sentinel.wait(timeout=10)

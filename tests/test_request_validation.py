@@ -5,9 +5,10 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from server.errors import APIError, install_error_handlers, param_path
-from server.history.items import ResponseRequest
-from server.protocol import ChatCompletionRequest, CompletionRequest
+from server.api.chat.protocol import ChatCompletionRequest
+from server.api.completions.protocol import CompletionRequest
+from server.api.errors import APIError, install_error_handlers, param_path
+from server.api.responses.protocol import ResponseRequest
 from tests.test_errors import INVALID_FIELDS, USER
 
 

@@ -1,17 +1,18 @@
-"""The server's settings are declared once: `lima serve`'s flags and the README's table come from them."""
+"""The server's settings are declared once: `lima serve`'s flags and the docs' settings table come from them."""
 
 from pathlib import Path
 
 import pytest
 
 from lima.cli.serve import serve_parser
-from server.settings import ServerSettings, flag_fields, table
+from server.core.settings import ServerSettings, flag_fields, table
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+SERVING_DOC = Path(__file__).resolve().parent.parent / "docs" / "serving.md"
 
 
-def test_the_readme_table_is_the_one_the_settings_make() -> None:
-    assert table() in README.read_text(), "README is out of date: paste the output of `python -m server.settings`"
+def test_the_docs_table_is_the_one_the_settings_make() -> None:
+    assert table() in SERVING_DOC.read_text(), \
+        "docs/serving.md is out of date: paste the output of `python -m server.core.settings`"
 
 
 def test_every_flag_of_lima_serve_sets_its_setting() -> None:

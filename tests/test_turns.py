@@ -10,15 +10,15 @@ from vllm import SamplingParams
 from vllm.outputs import CompletionOutput, RequestOutput
 from vllm.v1.engine.exceptions import EngineDeadError
 
-from server.engine.generation import Generation
-from server.errors import as_api_error
-from server.failures import NotFound, Unavailable
-from server.history.items import MessageItem
-from server.history.objects import ResponseObject
-from server.history.redis_server import RedisServer
-from server.history.store import HistoryStore, connect
-from server.history.turns import Turn, _background_saves
-from server.protocol import new_id
+from server.api.errors import as_api_error
+from server.core.engine.generation import Generation
+from server.core.failures import NotFound, Unavailable
+from server.core.history.items import MessageItem
+from server.core.history.objects import ResponseObject
+from server.core.history.redis_server import RedisServer
+from server.core.history.store import HistoryStore, connect
+from server.core.ids import new_id
+from server.core.turns import Turn, _background_saves
 
 
 class ScriptedEngine:

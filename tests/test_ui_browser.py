@@ -22,7 +22,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 
 from harness.live_server import LiveServer
 from model_prep.checkpoints.default_model import DEFAULT_MODEL_NAME
-from server.engine.loop_guard import most_repeated
+from server.core.engine.loop_guard import most_repeated
 from tests.conftest import API_KEYS
 from tests.metrics_scrape import scrape, total
 from ui.client import STOPPED_NOTES, ChatClient

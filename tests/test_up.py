@@ -63,7 +63,7 @@ def test_first_run_prints_phases_then_urls_and_logs_to_a_file(data_dir: Path, tm
 
 def test_up_runs_eager_unless_the_user_chose() -> None:
     from lima.cli.up import eager_unless_chosen
-    from server.settings import ServerSettings
+    from server.core.settings import ServerSettings
 
     plain = ServerSettings()
     assert eager_unless_chosen(["--max-model-len", "2048"], plain) == ["--enforce-eager", "--max-model-len", "2048"]

@@ -1,1 +1,1 @@
-"""Gradio chat UI on top of the server's public OpenAI API (issue #4: not built yet)."""
+"""The chat page (Gradio) and its logic, on top of the server's public OpenAI-compatible API only."""

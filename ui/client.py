@@ -14,7 +14,7 @@ from typing import Any
 import openai
 
 from lima.conversations import delete_from_user_turn
-from server.protocol import joined_text
+from model_prep.chat_format import joined_text
 
 TITLE_KEY = "title"
 UNTITLED = "New chat"

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 
 from redis.exceptions import RedisError
 
-from server.history.migrate import migrate_key_layout
-from server.history.store import connect
+from server.core.history.migrate import migrate_key_layout
+from server.core.history.store import connect
 
 
 async def migrate(url: str) -> tuple[int, int]:

@@ -74,7 +74,7 @@ def run_import(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
 
 def run_default_model(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from model_prep.checkpoints.default_model import ensure_default_model
-    from server.settings import ServerSettings
+    from server.core.settings import ServerSettings
 
     print(ensure_default_model(args.data_dir or ServerSettings().data_dir))
     return 0
@@ -113,7 +113,8 @@ def prep(argv: Sequence[str]) -> int:
     chooser.add_argument("--from", dest="first", type=int, default=5, help="first epoch of the window (5)")
     chooser.add_argument("--to", dest="last", type=int, default=10, help="last epoch of the window (10)")
     chooser.add_argument("--server", help="answer the dev set on this lima server, which serves the run's "
-                         "epochs as LoRA adapters (see README), instead of reading the dev.json training wrote")
+                         "epochs as LoRA adapters (see docs/serving.md), instead of reading the dev.json training "
+                         "wrote")
     chooser.add_argument("--api-key", help="the server's API key, if it has keys")
     chooser.add_argument("--dev-data", help="LIMA-format dev rows (with --server)")
     chooser.add_argument("--dev-max-new-tokens", type=int, default=2048, help="answer length (with --server)")

@@ -6,7 +6,9 @@ from pathlib import Path
 
 
 def add_data_commands(parser: argparse.ArgumentParser) -> None:
-    from model_prep.curation.build import ABLATIONS, Counts
+    from model_prep.curation.build import ABLATIONS, BuildConfig, Counts
+
+    defaults = {name: field.default for name, field in BuildConfig.model_fields.items()}  # one source: the config
 
     data = parser.add_subparsers(dest="data_command", required=True)
     build = data.add_parser("build", help="the paper's 1,000 / 50 / 300 sets from raw public dumps")
@@ -18,9 +20,11 @@ def add_data_commands(parser: argparse.ArgumentParser) -> None:
         command.add_argument("--out", type=Path, required=True, help="output directory")
         command.add_argument("--stackexchange", type=Path, help="Stack Exchange dump: one directory per site")
         command.add_argument("--wikihow", type=Path, help="wikiHow CSV or JSON(L) dump")
-        command.add_argument("--seed", type=int, default=0)
-        command.add_argument("--temperature", type=float, default=3.0, help="site sampling temperature (3)")
-        command.add_argument("--per-site-top", type=int, default=500, help="top questions considered per site")
+        command.add_argument("--seed", type=int, default=defaults["seed"])
+        command.add_argument("--temperature", type=float, default=defaults["temperature"],
+                             help=f"site sampling temperature ({defaults['temperature']:g})")
+        command.add_argument("--per-site-top", type=int, default=defaults["per_site_top"],
+                             help="top questions considered per site")
     build.add_argument("--reddit", type=Path, help="Pushshift .zst/.jsonl file or directory")
     build.add_argument("--sni", type=Path, help="Super-NaturalInstructions tasks directory")
     build.add_argument("--authored", type=Path, nargs="+", default=[], help="hand-written JSONL files")

@@ -12,13 +12,13 @@ from collections.abc import Iterator, Sequence
 def serve_parser() -> argparse.ArgumentParser:
     from vllm.utils.argparse_utils import FlexibleArgumentParser
 
-    from server.engine.args import add_engine_cli_args
-    from server.settings import add_flags
+    from server.core.engine.args import add_engine_cli_args
+    from server.core.settings import add_flags
 
     parser = FlexibleArgumentParser(
         prog="lima serve",
         description="OpenAI-compatible chat server on vLLM. Every vLLM engine flag is accepted. "
-        "Without --model it serves the embedded SmolLM2-135M-Instruct. Environment: LIMA_* (see README).",
+        "Without --model it serves the embedded SmolLM2-135M-Instruct. Environment: LIMA_* (see docs/serving.md).",
     )
     add_flags(parser)  # the server's own, from its settings
     add_engine_cli_args(parser)
@@ -56,16 +56,16 @@ def serve(argv: Sequence[str]) -> int:
                     signal.signal(sig, handler)
 
     from model_prep.checkpoints.default_model import ensure_default_model
-    from server.app import build_app
-    from server.engine.args import (
+    from server.api.app import build_app
+    from server.core.engine.args import (
         EngineArgsError,
         build_engine_args,
         check_lora_modules,
         explicit_args,
         lora_module_paths,
     )
-    from server.engine.tools import check_tool_parser
-    from server.settings import ServerSettings, flag_fields
+    from server.core.engine.tools import check_tool_parser
+    from server.core.settings import ServerSettings, flag_fields
 
     parser = serve_parser()
     given = explicit_args(parser, argv)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from server.settings import ServerSettings
+    from server.core.settings import ServerSettings
 
 
 def up(argv: Sequence[str]) -> int:
@@ -23,15 +23,17 @@ def up(argv: Sequence[str]) -> int:
     import urllib.request
 
     from model_prep.checkpoints.default_model import DEFAULT_MODEL_NAME, default_model_dir, ensure_default_model
-    from server.history.redis_server import die_with_parent
-    from server.settings import ServerSettings
+    from server.core.history.redis_server import die_with_parent
+    from server.core.settings import ServerSettings
+    from ui.defaults import PAGE_PORT
 
     parser = argparse.ArgumentParser(
         prog="lima up", description="Start the server (embedded Redis included) and the chat page together. "
         "Other arguments go to `lima serve` (see `lima serve --help`).")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000, help="server port")
-    parser.add_argument("--ui-port", type=int, default=7860, help="chat page port")
+    fields = ServerSettings.model_fields  # the server's own defaults, not a copy of them
+    parser.add_argument("--host", default=fields["host"].default)
+    parser.add_argument("--port", type=int, default=fields["port"].default, help="server port")
+    parser.add_argument("--ui-port", type=int, default=PAGE_PORT, help="chat page port")
     parser.add_argument("--model", help="checkpoint directory (default: the embedded SmolLM2-135M-Instruct)")
     parser.add_argument("--data-dir", type=Path, help="model cache, Redis files and logs (LIMA_DATA_DIR)")
     parser.add_argument("--verbose", action="store_true", help="engine and HTTP logs on the terminal, not in a file")
@@ -125,7 +127,8 @@ def up(argv: Sequence[str]) -> int:
 
 def eager_unless_chosen(serve_args: list[str], settings: "ServerSettings") -> list[str]:
     """The chat page within a minute of the first `make demo`: the engine runs eager unless the user chose.
-    Compiling (`lima serve`'s default) costs 1-3 minutes on a model's first start (README, "CPU serving speed")."""
+    Compiling (`lima serve`'s default) costs 1-3 minutes on a model's first start (docs/benchmarks.md, "CPU
+    serving speed")."""
     flags = {argument.split("=", 1)[0] for argument in serve_args}
     if {"--enforce-eager", "--no-enforce-eager"} & flags or "enforce_eager" in settings.engine_args:
         return serve_args

@@ -11,7 +11,7 @@ from pathlib import Path
 from model_prep.checkpoints.decoding import LIMA_DECODING
 
 DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
-# Chosen by bench/decoding.py (README, "Decoding of the embedded model"): the model card's temperature 0.2 and
+# Chosen by bench/decoding.py (docs/serving.md, "Decoding of the embedded model"): the model card's temperature 0.2 and
 # top_p 0.9 loop in 39 % of answers; with frequency_penalty 0.5, 1 % loop and 94 % end by themselves. LIMA's
 # decoding (temperature 0.7, top_p 0.9, repetition penalty 1.2) ends 29 % by themselves.
 EMBEDDED_DECODING = {"do_sample": True, "temperature": 0.2, "top_p": 0.9, "frequency_penalty": 0.5}

@@ -1,1 +1,0 @@
-"""The vLLM engine: its arguments, the engine in process, admission, generation and SSE streaming."""

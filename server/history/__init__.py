@@ -1,1 +1,0 @@
-"""Conversation history: the Redis store (and the embedded Redis), stored items, prompt fitting, turns."""
