@@ -8,6 +8,7 @@ from fastapi.testclient import TestClient
 from server.api.chat.protocol import ChatCompletionRequest
 from server.api.completions.protocol import CompletionRequest
 from server.api.errors import APIError, install_error_handlers, param_path
+from server.api.middleware import UnhandledErrorMiddleware
 from server.api.responses.protocol import ResponseRequest
 from tests.test_errors import INVALID_FIELDS, USER
 
@@ -16,6 +17,7 @@ from tests.test_errors import INVALID_FIELDS, USER
 def client() -> TestClient:
     app = FastAPI()
     install_error_handlers(app)
+    app.add_middleware(UnhandledErrorMiddleware)  # what answers a bug's exception (build_app adds it too)
 
     @app.post("/v1/chat/completions")
     async def chat(body: ChatCompletionRequest) -> dict:

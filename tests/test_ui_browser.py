@@ -291,7 +291,10 @@ def test_a_message_sent_while_an_answer_streams_stays_in_the_box(default_page: L
     box = browser.find_element(By.CSS_SELECTOR, "#message textarea")
     button = browser.find_element(By.CSS_SELECTOR, "#send")
     assert not button.is_enabled()  # refused visibly
-    conversation_id = until(lambda: next((c.id for c in api("conversations") if c.title == question), None))
+    # Listed under the question once the first turn is stored (its preview is the title), i.e. when the answer
+    # has ended: as long as the answer takes, which on a slow CPU is past a minute.
+    conversation_id = until(lambda: next((c.id for c in api("conversations") if c.title == question), None),
+                            timeout=300)
     until(lambda: len(api("messages", conversation_id)) == 2, timeout=300)  # the first answer, whole
     until(lambda: button.is_enabled())
     assert user_texts(browser) == [question] and box.get_attribute("value") == follow_up  # not sent, not lost

@@ -13,7 +13,7 @@ from typing import Any
 
 import openai
 
-from lima.conversations import delete_from_user_turn
+from lima.conversations import delete_from_user_turn, turn_request
 from model_prep.chat_format import joined_text
 
 TITLE_KEY = "title"
@@ -143,13 +143,11 @@ class ChatClient:
         note after it when it was stopped (STOPPED_NOTES). Cancelling or closing the iterator closes the
         connection, and the server aborts the generation."""
         extra = {name: value for name, value in (("repetition_penalty", settings.repetition_penalty),
-                                                 ("loop_guard", settings.loop_guard)) if value is not None} or None
-        request: dict[str, Any] = {
-            "conversation": conversation_id, "input": text, "stream": True,
-            "temperature": settings.temperature, "top_p": settings.top_p, "max_output_tokens": settings.max_tokens,
-            "instructions": settings.system_prompt or None, "model": settings.model, "extra_body": extra,
-        }
-        stream = await self._call(self.openai.responses.create, **{k: v for k, v in request.items() if v is not None})
+                                                 ("loop_guard", settings.loop_guard)) if value is not None}
+        request = turn_request(conversation_id, text, model=settings.model, temperature=settings.temperature,
+                               top_p=settings.top_p, max_output_tokens=settings.max_tokens,
+                               instructions=settings.system_prompt or None, extra=extra, stream=True)
+        stream = await self._call(self.openai.responses.create, **request)
         answer = ""
         try:
             async for event in stream:

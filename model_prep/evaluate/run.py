@@ -15,7 +15,7 @@ import openai
 from openai import AsyncOpenAI
 from tqdm.auto import tqdm
 
-from lima.conversations import delete_from_user_turn
+from lima.conversations import delete_from_user_turn, turn_request
 from model_prep.evaluate.config import Endpoint, EvalConfig
 from model_prep.evaluate.judge import judge
 from model_prep.evaluate.report import write_results
@@ -127,10 +127,9 @@ class Runner:
                     await delete_from_user_turn(client.openai, conversation_id, turn)
 
                 async def respond(extra: dict[str, Any], text: str = text, conversation: str = conversation_id) -> Any:
-                    return await client.openai.responses.create(
-                        model=client.model, conversation=conversation, input=text,
-                        temperature=decoding.temperature, top_p=decoding.top_p,
-                        max_output_tokens=decoding.max_tokens, extra_body=extra or None)
+                    return await client.openai.responses.create(**turn_request(
+                        conversation, text, model=client.model, temperature=decoding.temperature,
+                        top_p=decoding.top_p, max_output_tokens=decoding.max_tokens, extra=extra))
 
                 answer = (await client.call(respond, self.config)).output_text
             else:

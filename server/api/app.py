@@ -17,7 +17,7 @@ from server.api.completions import router as completions
 from server.api.conversations import router as conversations
 from server.api.deps import current_user, enforce_rate_limit
 from server.api.errors import install_error_handlers
-from server.api.middleware import BodyLimitMiddleware, MetricsMiddleware
+from server.api.middleware import BodyLimitMiddleware, MetricsMiddleware, UnhandledErrorMiddleware
 from server.api.models import router as models
 from server.api.ops import router as ops
 from server.api.responses import router as responses
@@ -62,6 +62,7 @@ def build_app(
         app.include_router(module.router, dependencies=[Depends(current_user)])
     for module in (chat, completions, responses):  # the generating routes
         app.include_router(module.router, dependencies=[Depends(current_user), Depends(enforce_rate_limit)])
+    app.add_middleware(UnhandledErrorMiddleware)  # innermost of the three: the metrics count its 500s
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(MetricsMiddleware)
     return app

@@ -5,6 +5,7 @@ one place that gives each kind its status."""
 
 import logging
 from collections.abc import Sequence
+from contextvars import ContextVar
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -25,8 +26,11 @@ from server.core.failures import (
     Unauthenticated,
     Unavailable,
 )
+from server.core.metrics import UNHANDLED_ERRORS
 
 log = logging.getLogger(__name__)
+# The id of the request being served (set by middleware.py for each one; also its X-Request-Id answer header).
+REQUEST_ID: ContextVar[str] = ContextVar("request_id", default="-")
 
 ERROR_TYPES = {
     400: "invalid_request_error",
@@ -129,9 +133,13 @@ async def http_error_handler(_: Request, exc: StarletteHTTPException) -> JSONRes
     return error_response(APIError(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None)))
 
 
-async def unexpected_error_handler(_: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error", exc_info=exc)
-    return error_response(APIError(500, "The server had an error while processing your request."))
+def unhandled(exc: BaseException, where: str) -> APIError:
+    """An exception nothing below foresaw (a bug): logged once, with the request's id, and counted; the client gets
+    OpenAI's 500, as an answer or inside the stream that had begun."""
+    UNHANDLED_ERRORS.inc()
+    log.error("unhandled error in %s (request %s)", where, REQUEST_ID.get(), exc_info=exc)
+    return APIError(500, f"The server had an error while processing your request (request {REQUEST_ID.get()}).",
+                    code="server_error")
 
 
 class ClientDisconnected(Exception):
@@ -149,7 +157,6 @@ def install_error_handlers(app: FastAPI) -> None:
     handlers: dict[type[Exception], Any] = {  # Starlette types a handler's exception as Exception only
         ClientDisconnected: client_disconnected_handler, APIError: api_error_handler, Failure: api_error_handler,
         RequestValidationError: validation_error_handler, StarletteHTTPException: http_error_handler,
-        Exception: unexpected_error_handler,
-    }
+    }  # anything else is a bug: UnhandledErrorMiddleware (middleware.py) answers it
     for exception, handler in handlers.items():
         app.add_exception_handler(exception, handler)

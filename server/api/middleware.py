@@ -1,11 +1,13 @@
 """ASGI middleware: the request body limit, enforced before any parsing so a huge body cannot cost memory or time;
 and the HTTP metrics of every request."""
 
+import re
 import time
+import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from server.api.errors import APIError, error_response
+from server.api.errors import REQUEST_ID, APIError, error_response, unhandled
 from server.core.metrics import IN_FLIGHT, REQUEST_LATENCY, REQUESTS
 
 
@@ -84,3 +86,41 @@ class MetricsMiddleware:
             route = getattr(scope.get("route"), "path", "unmatched")
             REQUESTS.labels(scope["method"], route, str(status)).inc()
             REQUEST_LATENCY.labels(scope["method"], route).observe(time.perf_counter() - start)
+
+
+# A request id a client (or a proxy before it) sent is kept when it is short and plain; else the server makes one.
+CLIENT_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+class UnhandledErrorMiddleware:
+    """Gives each request an id (the client's X-Request-Id when it sent a plain one), sent back as X-Request-Id;
+    and answers an exception that escaped the app (a bug) with OpenAI's 500 instead of a dropped connection,
+    logged once with that id (`errors.unhandled`). Streams report their own errors in-band (streaming.py)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        request_id = given if CLIENT_REQUEST_ID.fullmatch(given) else f"req_{uuid.uuid4().hex}"
+        token = REQUEST_ID.set(request_id)
+        started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            error = unhandled(exc, f"{scope['method']} {scope['path']}")
+            if not started:
+                await error_response(error)(scope, receive, send_with_id)
+        finally:
+            REQUEST_ID.reset(token)

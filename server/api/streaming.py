@@ -8,7 +8,7 @@ from typing import TypeVar
 from fastapi import Request
 from sse_starlette import EventSourceResponse
 
-from server.api.errors import APIError, ClientDisconnected, as_api_error
+from server.api.errors import APIError, ClientDisconnected, as_api_error, unhandled
 from server.api.protocol import ErrorResponse
 from server.core.failures import Failure
 
@@ -33,6 +33,8 @@ async def completion_events(chunks: AsyncIterator[str]) -> AsyncIterator[dict[st
     except (APIError, Failure) as exc:
         # Headers are gone once streaming began: report the error in-band, as OpenAI does.
         yield {"data": ErrorResponse(error=as_api_error(exc).body).model_dump_json()}
+    except Exception as exc:  # a bug: said in-band too, so the stream still ends properly
+        yield {"data": ErrorResponse(error=unhandled(exc, "a completion stream").body).model_dump_json()}
     yield {"data": "[DONE]"}
 
 

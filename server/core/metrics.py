@@ -12,6 +12,10 @@ REQUEST_LATENCY = Histogram(
     ["method", "route"],
     buckets=LATENCY_BUCKETS,
 )
+UNHANDLED_ERRORS = Counter(
+    "lima_unhandled_errors_total", "Exceptions nothing foresaw (bugs), answered as OpenAI's 500 (or in-band when a "
+    "stream had begun) and logged with the request id",
+)
 IN_FLIGHT = Gauge("lima_http_requests_in_flight", "HTTP requests being served")
 TIME_TO_FIRST_TOKEN = Histogram(
     "lima_time_to_first_token_seconds",

@@ -10,6 +10,10 @@ from pydantic_core import PydanticCustomError
 
 from server.core.ids import new_id
 
+# Integer bounds the engine takes (its requests are serialized as 64-bit integers; token counts as 32-bit ones).
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+INT32_MAX = 2**31 - 1
+
 
 class FunctionCall(BaseModel):
     name: str
@@ -109,16 +113,18 @@ class SamplingFields(BaseModel):
     model: str | None = None
     temperature: float | None = Field(None, ge=0.0, le=2.0)
     top_p: float | None = Field(None, gt=0.0, le=1.0)
-    max_tokens: int | None = Field(None, ge=1)
-    n: int = Field(1, ge=1)
+    max_tokens: int | None = Field(None, ge=1, le=INT32_MAX)  # and at most the context left (checked per request)
+    n: int = Field(1, ge=1, le=128)  # OpenAI's bound; the server's --max-choices is checked per request
     stop: str | Annotated[list[str], Field(max_length=16)] | None = None
-    seed: int | None = None
+    # The engine's integer range (vLLM's own server declares the same): 64-bit signed, as OpenAI documents it.
+    seed: int | None = Field(None, ge=INT64_MIN, le=INT64_MAX)
     presence_penalty: float | None = Field(None, ge=-2.0, le=2.0)
     frequency_penalty: float | None = Field(None, ge=-2.0, le=2.0)
     repetition_penalty: float | None = Field(None, gt=0.0, le=10.0)  # vLLM extra; LIMA uses 1.2
-    top_k: int | None = Field(None, ge=-1)  # vLLM extra (-1 or 0: off)
+    # vLLM extra: -1 or 0 is off; else at most the vocabulary's size (checked per request).
+    top_k: int | None = Field(None, ge=-1, le=INT32_MAX)
     min_p: float | None = Field(None, ge=0.0, le=1.0)  # vLLM extra
-    min_tokens: int | None = Field(None, ge=0)  # vLLM extra
+    min_tokens: int | None = Field(None, ge=0, le=INT32_MAX)  # vLLM extra
     ignore_eos: bool | None = None  # vLLM extra: generate exactly max_tokens (benchmarks)
     # LIMA extra: stop once a sentence was written this many times (0: off); None: the server's --loop-guard.
     loop_guard: int | None = Field(None, ge=0, le=100)
@@ -126,8 +132,9 @@ class SamplingFields(BaseModel):
     stream: bool = False
     stream_options: StreamOptions | None = None
     user: str | None = Field(None, max_length=256)
-    # Token id (as a string) -> bias added to its logit, -100 (never) to 100 (always).
-    logit_bias: dict[str, Annotated[float, Field(ge=-100, le=100)]] | None = None
+    # Token id (as a string, in the vocabulary: checked per request) -> bias added to its logit, -100 (never) to
+    # 100 (always), OpenAI's range; at most 1,024 of them.
+    logit_bias: Annotated[dict[str, Annotated[float, Field(ge=-100, le=100)]], Field(max_length=1024)] | None = None
     # OpenAI's hints: accepted, they do not change the answer here.
     service_tier: str | None = None
     prompt_cache_key: str | None = None

@@ -7,6 +7,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from server.api.protocol import ChatMessage, Usage
 from server.core.schema import (
+    INT32_MAX,
     ChatTool,
     ChatToolChoice,
     DeltaToolCall,
@@ -19,7 +20,7 @@ from server.core.schema import (
 
 class ChatCompletionRequest(SamplingFields):
     messages: list[ChatMessage] = Field(..., min_length=1)
-    max_completion_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1, le=INT32_MAX)
     # Function calling: "required" or a named function is a call whatever the model (structured outputs);
     # "auto" needs the server's --tool-call-parser. With tools and no tool_choice, "auto" (OpenAI's default).
     tools: Annotated[list[ChatTool], Field(min_length=1, max_length=128)] | None = None  # type: ignore[assignment]

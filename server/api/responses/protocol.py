@@ -16,7 +16,15 @@ from server.core.history.items import (
     ResponseToolChoice,
     TextParam,
 )
-from server.core.schema import ChatTool, ChatToolChoice, NamedFunction, NamedToolChoice, SamplingFields, Unsupported
+from server.core.schema import (
+    INT32_MAX,
+    ChatTool,
+    ChatToolChoice,
+    NamedFunction,
+    NamedToolChoice,
+    SamplingFields,
+    Unsupported,
+)
 
 
 class ResponseRequest(SamplingFields):
@@ -27,7 +35,7 @@ class ResponseRequest(SamplingFields):
     conversation: str | ConversationRef | None = None
     previous_response_id: str | None = None
     store: bool = True
-    max_output_tokens: int | None = Field(None, ge=1)
+    max_output_tokens: int | None = Field(None, ge=1, le=INT32_MAX)
     # OpenAI's default is "disabled" (400 when the context overflows); a chat product drops the oldest turns.
     truncation: Literal["auto", "disabled"] = "auto"
     metadata: Metadata | None = None

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from server.api.deps import AdmissionDep, EngineDep, SettingsDep, StoreDep, UserDep, get_store
-from server.api.errors import APIError, as_api_error
+from server.api.errors import APIError, as_api_error, unhandled
 from server.api.protocol import DROPPED_TURNS_HEADER, Deleted, ErrorResponse, Page
 from server.api.responses.protocol import ResponseRequest
 from server.api.responses.service import ROUTE, ResponsesService
@@ -97,8 +97,8 @@ async def response_events(turn: Turn, response: ResponseObject) -> AsyncIterator
                 if function.arguments:
                     yield event("response.function_call_arguments.delta", **where(item_id), delta=function.arguments)
         final = await turn.save()
-    except (APIError, Failure) as failure:
-        exc = as_api_error(failure)
+    except (APIError, Failure, Exception) as failure:  # anything else is a bug, said in-band all the same
+        exc = as_api_error(failure) if isinstance(failure, APIError | Failure) else unhandled(failure, ROUTE)
         yield event("error", code=exc.body.code, message=exc.body.message, param=exc.body.param)
         failed = response.model_copy(update={
             "status": "failed", "error": ResponseError(code=exc.body.code or "server_error", message=exc.body.message)})

@@ -77,6 +77,16 @@ def sampling_params(
             f"{request.max_tokens} in the completion). Reduce the {prompt_param} or max_tokens.",
             param="max_tokens", code="context_length_exceeded",
         )
+    if request.top_k is not None and request.top_k > engine.vocabulary_size:
+        raise Invalid(f"'top_k' must be -1 or 0 (off), or at most the vocabulary's {engine.vocabulary_size} tokens; "
+                      f"got {request.top_k}.", param="top_k", code="invalid_value")
+    logit_bias = None
+    if request.logit_bias:
+        vocabulary = engine.vocabulary_size  # (a key of 10 digits or more is past any vocabulary: not parsed)
+        if outside := [token[:24] for token in request.logit_bias if len(token) > 9 or int(token) >= vocabulary]:
+            raise Invalid(f"'logit_bias' keys are token ids in [0, {vocabulary}); got {outside[:5]}.",
+                          param="logit_bias", code="invalid_value")
+        logit_bias = {int(token): bias for token, bias in request.logit_bias.items()}
     chosen = {name: getattr(request, name) for name in SAMPLING_FIELDS if getattr(request, name) is not None}
     stop = [request.stop] if isinstance(request.stop, str) else request.stop
     try:
@@ -90,7 +100,7 @@ def sampling_params(
             skip_special_tokens=tools.skip_special_tokens if tools else True,
             logprobs=request.top_logprobs_count,
             prompt_logprobs=request.prompt_logprobs_count,
-            logit_bias={int(token): bias for token, bias in request.logit_bias.items()} if request.logit_bias else None,
+            logit_bias=logit_bias,
         )
     except (ValueError, VLLMValidationError) as exc:
         raise Invalid(str(exc), param=getattr(exc, "parameter", None), code="invalid_value") from exc

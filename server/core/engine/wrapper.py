@@ -74,9 +74,13 @@ class ChatEngine:
     def text_prompt_ids(self, text: str) -> list[int]:
         return self.tokenizer.encode(text)
 
+    @property
+    def vocabulary_size(self) -> int:
+        return len(self.tokenizer)
+
     def check_token_ids(self, ids: Sequence[int], param: str) -> None:
         """Token ids a client sent, each in the vocabulary (a clear 400 instead of a failure deep in the engine)."""
-        vocabulary = len(self.tokenizer)
+        vocabulary = self.vocabulary_size
         if unknown := [token for token in ids if not 0 <= token < vocabulary]:
             raise Invalid(f"Token ids must be in [0, {vocabulary}); got {unknown[:5]}.", param=param,
                           code="invalid_value")
