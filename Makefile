@@ -70,8 +70,8 @@ lock:
 	rm -rf .venv-lock
 	$(MAKE) setup VENV=.venv-lock LOCKED=no
 	.venv-lock/bin/pip freeze --all --exclude-editable | grep -v '^pip==' > .venv-lock/pins.txt  # setuptools: vllm pins it
-	.venv-lock/bin/pip install -q uv 2>&1 | $(QUIET_PIP)
-	{ sed -n 1,2p $(LOCK_FILE); .venv-lock/bin/uv pip compile .venv-lock/pins.txt --no-deps --generate-hashes \
+	.venv-lock/bin/pip install -q "uv==0.13.10" 2>&1 | $(QUIET_PIP)
+	{ sed -n 1,2p $(LOCK_FILE); .venv-lock/bin/uv pip compile .venv-lock/pins.txt --no-deps --generate-hashes --system-certs \
 	  --no-header --no-annotate $(if $(wildcard /opt/wheels),--find-links /opt/wheels) \
 	  $(if $(PIP_EXTRA_INDEX_URL),--extra-index-url $(PIP_EXTRA_INDEX_URL)) --python-version "$$(.venv-lock/bin/python -c \
 	  'import platform; print(platform.python_version())')"; } > $(LOCK_FILE).new
