@@ -62,7 +62,8 @@ def build_app(
         app.include_router(module.router, dependencies=[Depends(current_user)])
     for module in (chat, completions, responses):  # the generating routes
         app.include_router(module.router, dependencies=[Depends(current_user), Depends(enforce_rate_limit)])
-    app.add_middleware(UnhandledErrorMiddleware)  # innermost of the three: the metrics count its 500s
+    # Outermost last: the metrics count every answer, the 413s and 500s included; every answer has a request id.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_middleware(UnhandledErrorMiddleware)
     app.add_middleware(MetricsMiddleware)
     return app

@@ -1,5 +1,5 @@
-"""ASGI middleware: the request body limit, enforced before any parsing so a huge body cannot cost memory or time;
-and the HTTP metrics of every request."""
+"""ASGI middleware: the HTTP metrics of every request; each request's id, and OpenAI's 500 for an exception that
+escaped the app; the request body limit, enforced before any parsing so a huge body cannot cost memory or time."""
 
 import re
 import time
